@@ -1,0 +1,263 @@
+"""``workbench``: thin commands over the library. User errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+
+from workbench import layout, policy
+from workbench.config import load_settings
+from workbench.errors import WorkbenchError
+from workbench.local import LocalS3
+from workbench.presign import Presigner
+from workbench.storage import Storage
+from workbench.transfer import upload_folder
+
+EXIT_USER_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _storage(args: argparse.Namespace) -> Storage:
+    settings = load_settings(profile=args.profile, config_file=args.config, bucket=args.bucket,
+                             endpoint=args.endpoint, region=args.region)
+    return Storage(settings)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+def cmd_s3_serve(args: argparse.Namespace) -> int:
+    data = Path(args.data).expanduser() if args.data else _default_data_dir()
+    server = LocalS3(data_dir=data, bucket=args.serve_bucket, s3_port=args.port)
+    settings = server.start()
+    config_file = data / "workbench.yaml"
+    config_file.touch(mode=0o600)
+    config_file.write_text(yaml.safe_dump(settings.to_yaml_dict(include_secrets=True), sort_keys=False))
+    print(f"embedded S3 on {settings.endpoint} (bucket {settings.bucket}, data in {data})")
+    print(f"settings with credentials (mode 0600): {config_file}")
+    print(f"  export WORKBENCH_CONFIG={config_file}")
+    print("press Ctrl+C to stop", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            if server.process is None or server.process.poll() is not None:
+                raise WorkbenchError(f"the embedded S3 server stopped unexpectedly; see {server.log_path}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        print("embedded S3 stopped")
+    return 0
+
+
+def _default_data_dir() -> Path:
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "workbench" / "s3"
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    flight = layout.check_id(args.flight, "flight") if args.flight else layout.new_id()
+    layout.flights_prefix(args.org, args.project)  # validates org and project before any request
+    storage = _storage(args)
+    report = upload_folder(
+        storage, args.folder, lambda p: layout.raw_key(args.org, args.project, flight, p.name),
+        workers=args.workers, progress=not args.no_progress,
+    )
+    print(f"flight {flight}: {report.summary()}")
+    print(f"  {storage.url(layout.flights_prefix(args.org, args.project) + flight + '/')}")
+    for path in report.ignored:
+        print(f"  ignored (not an image): {path}")
+    for path, reason in report.failed:
+        print(f"  FAILED {path}: {reason}", file=sys.stderr)
+    return EXIT_USER_ERROR if report.failed else 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    count = total = 0
+    for info in storage.list(args.prefix):
+        count += 1
+        total += info.size
+        stamp = f"{info.last_modified:%Y-%m-%d %H:%M}" if info.last_modified else ""
+        print(f"{stamp:16}  {_human(info.size):>10}  {info.key}")
+    print(f"{count} objects, {_human(total)}")
+    return 0
+
+
+def cmd_presign(args: argparse.Namespace) -> int:
+    presigner = Presigner(_storage(args))
+    if args.action == "get":
+        print(presigner.get(args.key, ttl=args.ttl, download_name=args.download_name))
+    elif args.action == "put":
+        put = presigner.put(args.key, ttl=args.ttl, content_type=args.content_type)
+        print(put.url)
+        for name, value in put.headers.items():
+            print(f"# send header: {name}: {value}", file=sys.stderr)
+    else:
+        post = presigner.post(args.key, ttl=args.ttl, max_bytes=args.max_size, content_type_prefix=args.content_type_prefix)
+        print(yaml.safe_dump({"url": post.url, "fields": post.fields}, sort_keys=False), end="")
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    transitions = policy.default_transitions(storage) if args.transitions is None else args.transitions
+    rules = policy.lifecycle_rules(transitions=transitions)
+    cors = policy.cors_rules(args.upload_origin, args.web_origin) if (args.upload_origin or args.web_origin) else None
+    if cors is None:
+        print("CORS: skipped (give --upload-origin and/or --web-origin to manage it)")
+    if args.action == "diff":
+        print(policy.diff_lifecycle(storage, rules))
+        if cors:
+            print(policy.diff_cors(storage, cors))
+    elif args.action == "apply":
+        print(f"applied {policy.apply_lifecycle(storage, rules)}")
+        policy.verify_lifecycle(storage, rules)
+        if cors:
+            print(f"applied {policy.apply_cors(storage, cors)}")
+            policy.verify_cors(storage, cors)
+        print("verified")
+    else:
+        policy.verify_lifecycle(storage, rules)
+        if cors:
+            policy.verify_cors(storage, cors)
+        print("lifecycle" + (" and CORS" if cors else "") + " match the bucket")
+    return 0
+
+
+def cmd_cors_diagnose(args: argparse.Namespace) -> int:
+    diagnosis = policy.diagnose_cors(args.url, args.origin, args.method, args.header or None)
+    print(diagnosis.reason)
+    return 0 if diagnosis.allowed else EXIT_USER_ERROR
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    result = policy.prune_generations(_storage(args), args.prefix, keep=args.keep, dry_run=args.dry_run)
+    for key in result.deleted:
+        print(f"{'would delete' if result.dry_run else 'deleted'} {key}")
+    print(result.summary())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workbench.demo import run_demo
+
+    server = LocalS3(data_dir=args.data)
+    try:
+        result = run_demo(server, progress=not args.no_progress)
+        print(result.summary())
+        if args.keep_running:
+            print("the embedded S3 keeps running (the URLs above work until it stops); press Ctrl+C to stop", flush=True)
+            threading.Event().wait()
+        else:
+            print("the embedded S3 stops now, so these URLs stop working: use --keep-running to try them")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``workbench`` argument parser."""
+    parser = argparse.ArgumentParser(prog="workbench", description="Drone imagery in S3-compatible buckets.")
+    parser.add_argument("--profile", choices=["aws", "minio", "r2", "local"], help="settings profile (default: aws)")
+    parser.add_argument("--config", help="YAML settings file (default: $WORKBENCH_CONFIG)")
+    parser.add_argument("--bucket", help="bucket name (overrides the environment and file)")
+    parser.add_argument("--endpoint", help="S3 endpoint URL (overrides the environment and file)")
+    parser.add_argument("--region", help="region (overrides the environment and file)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str, parent: Any = commands) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(func=func)
+        return sub
+
+    s3 = commands.add_parser("s3", help="the embedded S3 server").add_subparsers(dest="s3_command", required=True, metavar="ACTION")
+    serve = command("serve", cmd_s3_serve, "run the embedded S3 (SeaweedFS) on 127.0.0.1 until Ctrl+C", s3)
+    serve.add_argument("--data", help="data folder (persistent; default ~/.local/share/workbench/s3)")
+    serve.add_argument("--port", type=int, help="S3 port (default: a free port)")
+    serve.add_argument("--serve-bucket", default="workbench", help="bucket to create (default: workbench)")
+
+    upload = command("upload", cmd_upload, "upload a folder of images as one flight (parallel, resumable)")
+    upload.add_argument("folder")
+    upload.add_argument("--org", required=True)
+    upload.add_argument("--project", required=True)
+    upload.add_argument("--flight", help="flight id (a UUIDv7; default: a new one)")
+    upload.add_argument("--workers", type=int, default=16, help="parallel file uploads (default 16)")
+    upload.add_argument("--no-progress", action="store_true")
+
+    ls = command("ls", cmd_ls, "list objects under a prefix, with sizes")
+    ls.add_argument("prefix", nargs="?", default="")
+
+    presign = command("presign", cmd_presign, "print a presigned URL")
+    presign.add_argument("action", choices=["get", "put", "post"])
+    presign.add_argument("key")
+    presign.add_argument("--ttl", type=int, help="lifetime in seconds (default: 3600 for get, 900 otherwise)")
+    presign.add_argument("--download-name", help="get: file name the browser saves as")
+    presign.add_argument("--content-type", help="put: content type the uploader must send")
+    presign.add_argument("--max-size", type=int, default=100 * 1024 * 1024, help="post: largest body in bytes")
+    presign.add_argument("--content-type-prefix", help="post: required content-type prefix, e.g. image/")
+
+    pol = command("policy", cmd_policy, "lifecycle and CORS: diff, apply or verify against the live bucket")
+    pol.add_argument("action", choices=["diff", "apply", "verify"])
+    pol.add_argument("--upload-origin", action="append", default=[], help="origin allowed to PUT/POST (repeatable)")
+    pol.add_argument("--web-origin", action="append", default=[], help="origin allowed to GET with Range (repeatable)")
+    group = pol.add_mutually_exclusive_group()
+    group.add_argument("--transitions", dest="transitions", action="store_true", default=None,
+                       help="include the Intelligent-Tiering transition (default on AWS only)")
+    group.add_argument("--no-transitions", dest="transitions", action="store_false")
+
+    cors = commands.add_parser("cors", help="CORS tools").add_subparsers(dest="cors_command", required=True, metavar="ACTION")
+    diagnose = command("diagnose", cmd_cors_diagnose, "send a real preflight and say why a browser would be refused", cors)
+    diagnose.add_argument("url")
+    diagnose.add_argument("--origin", required=True)
+    diagnose.add_argument("--method", default="GET")
+    diagnose.add_argument("--header", action="append", help="request header the browser sends (repeatable)")
+
+    prune = command("prune", cmd_prune, "keep the newest N dated generations per folder; delete the rest")
+    prune.add_argument("prefix", nargs="?", default="pmtiles/")
+    prune.add_argument("--keep", type=int, default=7)
+    prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+
+    demo = command("demo", cmd_demo, "the end-to-end demo on an embedded S3 (no cloud account needed)")
+    demo.add_argument("--data", help="keep the embedded S3's data in this folder")
+    demo.add_argument("--keep-running", action="store_true", help="keep the server running after the demo")
+    demo.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``workbench`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkbenchError as exc:
+        print(f"workbench: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Every key the workbench writes: builders, a parser, validation, and time-ordered ids.
+
+Layout (one bucket)::
+
+    projects/{org}/{project}/raw/{flight}/{image}
+    projects/{org}/{project}/thumbnails/{flight}/{image-stem}.webp
+    projects/{org}/{project}/products/{run}/{name}
+    pmtiles/{layer}/{org}/[{part}/...]{YYYY-MM-DD}.pmtiles
+    log/{org}/{project}/{YYYY-MM-DD}/{name}
+    parquet/{dataset}/{org}/{project}/{name}
+
+Flight and run ids are UUIDv7: their text sorts by creation time, so an S3 prefix listing of a
+project's flights or runs is also a time window (see :func:`id_bounds` and :func:`list_ids_between`).
+Components are validated before any request is made: no ``..``, no ``/``, no control characters,
+nothing empty, over-long, or with leading/trailing spaces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import re
+import uuid
+from pathlib import PurePosixPath
+from typing import Iterator, Protocol
+
+from workbench.errors import UnsafeKeyError
+
+MAX_COMPONENT_BYTES = 255
+MAX_KEY_BYTES = 1024
+_EXTRA_SAFE = set(" ._-()+,=@")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def check_component(value: str, what: str = "key component") -> str:
+    """Return ``value`` if it is safe as one path component of a key; raise :class:`UnsafeKeyError` if not."""
+    if not isinstance(value, str):
+        raise UnsafeKeyError(f"{what} must be text, got {type(value).__name__}")
+    if value == "":
+        raise UnsafeKeyError(f"{what} is empty")
+    if value in {".", ".."}:
+        raise UnsafeKeyError(f"{what} {value!r} is a relative path reference")
+    if "/" in value or "\\" in value:
+        raise UnsafeKeyError(f"{what} {value!r} contains a path separator")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise UnsafeKeyError(f"{what} {value!r} contains a control character")
+    if value != value.strip():
+        raise UnsafeKeyError(f"{what} {value!r} has leading or trailing spaces")
+    if len(value.encode("utf-8")) > MAX_COMPONENT_BYTES:
+        raise UnsafeKeyError(f"{what} is {len(value.encode())} bytes long: at most {MAX_COMPONENT_BYTES} allowed")
+    bad = sorted({ch for ch in value if not (ch.isalnum() or ch in _EXTRA_SAFE)})
+    if bad:
+        raise UnsafeKeyError(f"{what} {value!r} contains unsafe characters: {''.join(bad)!r}")
+    if value.startswith("."):
+        raise UnsafeKeyError(f"{what} {value!r} starts with a dot")
+    return value
+
+
+def check_key(key: str) -> str:
+    """Validate a whole key: safe components, no leading ``/``, at most 1024 bytes."""
+    if not isinstance(key, str) or key == "":
+        raise UnsafeKeyError("key is empty")
+    if key.startswith("/"):
+        raise UnsafeKeyError(f"key {key!r} starts with '/'")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise UnsafeKeyError(f"key is {len(key.encode())} bytes long: at most {MAX_KEY_BYTES} allowed")
+    for part in key.split("/"):
+        check_component(part, what=f"component of key {key!r}")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Validate a listing prefix: empty, or a safe key optionally ending with ``/``."""
+    if prefix:
+        check_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix
+
+
+# --- UUIDv7 ------------------------------------------------------------------------------------
+
+
+def new_id(at: dt.datetime | None = None) -> str:
+    """Return a new UUIDv7 (RFC 9562) as text; ``at`` fixes its timestamp (default: now)."""
+    millis = _millis(at or dt.datetime.now(dt.timezone.utc))
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """Return ``value`` if it is a lower-case UUIDv7; raise :class:`UnsafeKeyError` otherwise."""
+    if not isinstance(value, str) or not _UUID7_RE.match(value):
+        raise UnsafeKeyError(f"{what} {value!r} is not a UUIDv7 (e.g. {new_id()})")
+    return value
+
+
+def id_time(value: str) -> dt.datetime:
+    """Return the creation time (UTC, millisecond precision) encoded in a UUIDv7."""
+    millis = uuid.UUID(check_id(value)).int >> 80
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.timezone.utc)
+
+
+def id_bounds(start: dt.datetime, end: dt.datetime) -> tuple[str, str]:
+    """Return the smallest and largest UUIDv7 text that can be created within ``[start, end]``."""
+    lo, hi = _millis(start), _millis(end)
+    if hi < lo:
+        raise ValueError("end is before start")
+    low = (lo << 80) | (0x7 << 76) | (0b10 << 62)
+    high = (hi << 80) | (0x7 << 76) | (0xFFF << 64) | (0b10 << 62) | ((1 << 62) - 1)
+    return str(uuid.UUID(int=low)), str(uuid.UUID(int=high))
+
+
+def _millis(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("datetimes must be timezone-aware (e.g. datetime.now(timezone.utc))")
+    return int(moment.timestamp() * 1000)
+
+
+# --- key builders --------------------------------------------------------------------------------
+
+
+def project_prefix(org: str, project: str) -> str:
+    """``projects/{org}/{project}/``"""
+    return f"projects/{check_component(org, 'org')}/{check_component(project, 'project')}/"
+
+
+def flights_prefix(org: str, project: str) -> str:
+    """``projects/{org}/{project}/raw/``: one sub-prefix per flight."""
+    return project_prefix(org, project) + "raw/"
+
+
+def raw_key(org: str, project: str, flight: str, image: str) -> str:
+    """Key of one raw image of a flight."""
+    return f"{flights_prefix(org, project)}{check_id(flight, 'flight')}/{check_component(image, 'image name')}"
+
+
+def thumbnail_key(org: str, project: str, flight: str, image: str) -> str:
+    """Key of the WebP thumbnail of a raw image."""
+    stem = PurePosixPath(check_component(image, "image name")).stem
+    return f"{project_prefix(org, project)}thumbnails/{check_id(flight, 'flight')}/{stem}.webp"
+
+
+def runs_prefix(org: str, project: str) -> str:
+    """``projects/{org}/{project}/products/``: one sub-prefix per processing run."""
+    return project_prefix(org, project) + "products/"
+
+
+def product_key(org: str, project: str, run: str, name: str) -> str:
+    """Key of one product (``ortho.tif``, ``run.json``, ...) of a run."""
+    return f"{runs_prefix(org, project)}{check_id(run, 'run')}/{check_component(name, 'product name')}"
+
+
+def pmtiles_key(layer: str, org: str, date: dt.date, *parts: str) -> str:
+    """Key of one PMTiles generation: ``pmtiles/{layer}/{org}/[parts/]{YYYY-MM-DD}.pmtiles``."""
+    middle = "".join(f"{check_component(p, 'pmtiles path part')}/" for p in parts)
+    return f"pmtiles/{check_component(layer, 'layer')}/{check_component(org, 'org')}/{middle}{date.isoformat()}.pmtiles"
+
+
+def log_key(org: str, project: str, day: dt.date, name: str) -> str:
+    """Key of a log file (expired after 30 days by the lifecycle policy)."""
+    return f"log/{check_component(org, 'org')}/{check_component(project, 'project')}/{day.isoformat()}/{check_component(name, 'log name')}"
+
+
+def parquet_key(dataset: str, org: str, project: str, name: str) -> str:
+    """Key of a Parquet file of a dataset (e.g. ``images``)."""
+    return f"parquet/{check_component(dataset, 'dataset')}/{check_component(org, 'org')}/{check_component(project, 'project')}/{check_component(name, 'file name')}"
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedKey:
+    """What a key means: its kind and the ownership/time components it encodes."""
+
+    kind: str
+    org: str | None = None
+    project: str | None = None
+    flight: str | None = None
+    run: str | None = None
+    name: str | None = None
+    layer: str | None = None
+    dataset: str | None = None
+    date: dt.date | None = None
+
+
+def parse_key(key: str) -> ParsedKey:
+    """Parse a key written by this module; raise :class:`UnsafeKeyError` for anything else."""
+    parts = check_key(key).split("/")
+    head, n = parts[0], len(parts)
+    if head == "projects" and n == 6 and parts[3] == "raw":
+        return ParsedKey("raw", org=parts[1], project=parts[2], flight=check_id(parts[4], "flight"), name=parts[5])
+    if head == "projects" and n == 6 and parts[3] == "thumbnails":
+        return ParsedKey("thumbnail", org=parts[1], project=parts[2], flight=check_id(parts[4], "flight"), name=parts[5])
+    if head == "projects" and n == 6 and parts[3] == "products":
+        return ParsedKey("product", org=parts[1], project=parts[2], run=check_id(parts[4], "run"), name=parts[5])
+    if head == "pmtiles" and n >= 4 and parts[-1].endswith(".pmtiles"):
+        return ParsedKey("pmtiles", layer=parts[1], org=parts[2], date=_parse_date(parts[-1][: -len(".pmtiles")]), name=parts[-1])
+    if head == "log" and n == 5:
+        return ParsedKey("log", org=parts[1], project=parts[2], date=_parse_date(parts[3]), name=parts[4])
+    if head == "parquet" and n == 5:
+        return ParsedKey("parquet", dataset=parts[1], org=parts[2], project=parts[3], name=parts[4])
+    raise UnsafeKeyError(f"key {key!r} is not part of the workbench layout")
+
+
+def _parse_date(text: str) -> dt.date:
+    if not _DATE_RE.match(text):
+        raise UnsafeKeyError(f"{text!r} is not a YYYY-MM-DD date")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UnsafeKeyError(f"{text!r} is not a valid date") from None
+
+
+# --- time windows --------------------------------------------------------------------------------
+
+
+class PrefixLister(Protocol):
+    """Anything that lists the immediate sub-prefixes under a prefix, in key order, after a key."""
+
+    def list_prefixes(self, prefix: str, start_after: str = "") -> Iterator[str]: ...
+
+
+def list_ids_between(lister: PrefixLister, prefix: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """List the UUIDv7 sub-prefixes of ``prefix`` created within ``[start, end]``.
+
+    Uses ``StartAfter`` so the listing starts at the window and stops as soon as it passes it:
+    the cost is proportional to the window, not to the project's history.
+    """
+    low, high = id_bounds(start, end)
+    found: list[str] = []
+    for sub in lister.list_prefixes(prefix, start_after=prefix + low[:-1]):
+        ident = sub[len(prefix):].rstrip("/")
+        if ident > high:
+            break
+        if _UUID7_RE.match(ident) and ident >= low:
+            found.append(ident)
+    return found
+
+
+def flights_between(lister: PrefixLister, org: str, project: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """The project's flight ids created within ``[start, end]``, oldest first."""
+    return list_ids_between(lister, flights_prefix(org, project), start, end)
+
+
+def runs_between(lister: PrefixLister, org: str, project: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """The project's processing run ids created within ``[start, end]``, oldest first."""
+    return list_ids_between(lister, runs_prefix(org, project), start, end)
