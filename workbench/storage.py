@@ -236,9 +236,8 @@ class Storage:
     # -- other libraries ------------------------------------------------------------------------
 
     def url(self, key: str = "") -> str:
-        """The ``s3://bucket/key`` URL of a key, for fsspec/GDAL/pyarrow."""
-        if key:
-            check_key(key)
+        """The ``s3://bucket/key`` URL of a key or prefix, for fsspec/GDAL/pyarrow."""
+        check_prefix(key)
         return f"s3://{self.bucket}/{key}"
 
     def fsspec_options(self) -> dict[str, Any]:

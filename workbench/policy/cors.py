@@ -1,11 +1,12 @@
 """CORS as code, and a diagnosis of why a browser would be refused.
 
-Two managed rules:
+Managed rules:
 
 * ``workbench-upload``: PUT and POST from the upload origins, with ``ETag`` exposed (browser
   multipart uploads read each part's ETag);
 * ``workbench-web``: GET and HEAD from the web origins with the ``Range`` header (PMTiles and COGs
-  are read by range requests), exposing ``ETag``, ``Content-Range`` and ``Accept-Ranges``.
+  are read by range requests), exposing ``ETag``, ``Content-Range`` and ``Accept-Ranges``;
+* ``workbench-upload-web``: both, for origins named in both lists.
 
 Misconfigured CORS is the first cause of "403 even with a fresh presigned URL":
 :func:`diagnose_cors` sends a real preflight (and, for reads, the real request) and says in one
@@ -43,19 +44,28 @@ def _check_origins(origins: Sequence[str], what: str) -> list[str]:
 def cors_rules(
     upload_origins: Sequence[str], web_origins: Sequence[str], max_age: int = DEFAULT_MAX_AGE
 ) -> list[dict[str, Any]]:
-    """The desired CORS rules for these origins (either list may be empty)."""
-    rules = []
-    if upload_origins:
-        rules.append({"ID": "workbench-upload", "AllowedOrigins": _check_origins(upload_origins, "upload"),
-                      "AllowedMethods": ["PUT", "POST"], "AllowedHeaders": list(UPLOAD_HEADERS),
-                      "ExposeHeaders": ["ETag"], "MaxAgeSeconds": max_age})
-    if web_origins:
-        rules.append({"ID": "workbench-web", "AllowedOrigins": _check_origins(web_origins, "web"),
-                      "AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": list(WEB_HEADERS),
-                      "ExposeHeaders": list(WEB_EXPOSED), "MaxAgeSeconds": max_age})
+    """The desired CORS rules for these origins (either list may be empty).
+
+    Each origin appears in exactly one rule (origins in both lists get a combined
+    ``workbench-upload-web`` rule): some servers, SeaweedFS among them, consult only the first rule
+    whose origin matches, where AWS looks for the first rule matching origin, method and headers.
+    """
+    uploads = _check_origins(upload_origins, "upload")
+    webs = _check_origins(web_origins, "web")
+    both = [o for o in uploads if o in webs]
+    upload = {"AllowedMethods": ["PUT", "POST"], "AllowedHeaders": list(UPLOAD_HEADERS), "ExposeHeaders": ["ETag"]}
+    web = {"AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": list(WEB_HEADERS), "ExposeHeaders": list(WEB_EXPOSED)}
+    combined = {key: sorted(set(upload[key]) | set(web[key])) for key in upload}
+    groups = [
+        ("workbench-upload", [o for o in uploads if o not in both], upload),
+        ("workbench-web", [o for o in webs if o not in both], web),
+        ("workbench-upload-web", both, combined),
+    ]
+    rules = [normalise_rule({"ID": rid, "AllowedOrigins": origins, **grants, "MaxAgeSeconds": max_age})
+             for rid, origins, grants in groups if origins]
     if not rules:
         raise PolicyError("give at least one upload origin or web origin")
-    return [normalise_rule(rule) for rule in rules]
+    return rules
 
 
 def normalise_rule(rule: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,9 @@
 rule id                                what it does
 =====================================  =====================================================
 ``workbench-logs-expire``              ``log/`` objects expire after 30 days
-``workbench-raw-tiering``              ``projects/`` objects over 128 KiB move to
-                                       INTELLIGENT_TIERING after 30 days (AWS only)
+``workbench-raw-tiering``              ``projects/`` objects move to INTELLIGENT_TIERING
+                                       after 30 days (AWS only; since 2024 S3 skips objects
+                                       under 128 KiB, which Intelligent-Tiering would not tier)
 ``workbench-abort-multipart``          incomplete multipart uploads are aborted after 7 days
 =====================================  =====================================================
 
@@ -30,7 +31,6 @@ MANAGED_PREFIX = "workbench-"
 LOG_EXPIRY_DAYS = 30
 RAW_TIERING_DAYS = 30
 ABORT_MULTIPART_DAYS = 7
-TIERING_MIN_BYTES = 128 * 1024  # Intelligent-Tiering never moves smaller objects
 
 
 def lifecycle_rules(transitions: bool = True) -> list[dict[str, Any]]:
@@ -44,7 +44,7 @@ def lifecycle_rules(transitions: bool = True) -> list[dict[str, Any]]:
     if transitions:
         rules.append(
             {"ID": "workbench-raw-tiering", "Status": "Enabled",
-             "Filter": {"And": {"Prefix": "projects/", "ObjectSizeGreaterThan": TIERING_MIN_BYTES}},
+             "Filter": {"Prefix": "projects/"},
              "Transitions": [{"Days": RAW_TIERING_DAYS, "StorageClass": "INTELLIGENT_TIERING"}]}
         )
     return [normalise_rule(rule) for rule in rules]

@@ -1,0 +1,193 @@
+"""The ``workbench`` command: real commands against the real server; user errors are one line, exit 1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from workbench import layout
+from workbench.cli import main
+from workbench.config import Settings
+from workbench.synthetic import Camera, Survey, write_survey
+
+WEB = "https://maps.example.org"
+
+
+@pytest.fixture
+def config_file(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "workbench.yaml"
+    path.write_text(yaml.safe_dump(settings.to_yaml_dict(include_secrets=True)))
+    for name in [n for n in os.environ if n.startswith(("AWS_", "WORKBENCH_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(path))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, text: str) -> None:
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("workbench: error:") and text in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_upload_ls_presign(config_file: Path, settings: Settings, tmp_path: Path, capsys) -> None:
+    images = write_survey(tmp_path / "imgs", Survey(lines=1, shots_per_line=3, camera=Camera(width=240, height=160)))
+    flight = layout.new_id()
+    code, out, _ = run(capsys, "upload", str(tmp_path / "imgs"), "--org", "hot", "--project", "p1", "--flight", flight, "--no-progress")
+    assert code == 0 and f"flight {flight}: 3 uploaded" in out
+    code, out, _ = run(capsys, "ls", "projects/hot/")
+    assert code == 0 and "3 objects" in out and images[0].name in out and "KiB" in out
+    key = layout.raw_key("hot", "p1", flight, images[0].name)
+    code, out, _ = run(capsys, "presign", "get", key, "--ttl", "60")
+    assert code == 0 and requests.get(out.strip()).content == images[0].read_bytes()
+    code, out, err = run(capsys, "presign", "put", key + ".new", "--content-type", "image/jpeg")
+    assert code == 0 and "Content-Type: image/jpeg" in err
+    assert requests.put(out.strip(), data=b"x", headers={"Content-Type": "image/jpeg"}).status_code == 200
+    code, out, _ = run(capsys, "presign", "post", key + ".post", "--max-size", "10")
+    form = yaml.safe_load(out)
+    assert requests.post(form["url"], data=form["fields"], files={"file": b"x" * 11}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["upload", ".", "--org", "../etc", "--project", "p"], "path separator"),
+        (["upload", ".", "--org", "..", "--project", "p"], "relative path"),
+        (["upload", ".", "--org", "o", "--project", "p", "--flight", "flight-1"], "UUIDv7"),
+        (["presign", "get", "projects/a", "--ttl", "0"], "too short"),
+        (["presign", "get", "projects/a", "--ttl", "604801"], "7 days"),
+        (["presign", "get", "/etc/passwd"], "starts with '/'"),
+        (["prune", "--keep", "0"], "at least 1"),
+        (["policy", "apply", "--web-origin", "example.org"], "origin"),
+        (["--config", "/nonexistent/settings.yaml", "ls"], "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line(config_file: Path, capsys, argv: list[str], message: str) -> None:
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, message)
+
+
+def test_missing_folder_and_empty_folder(config_file: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run(capsys, "upload", str(tmp_path / "nope"), "--org", "o", "--project", "p")
+    assert_one_line_error(code, err, "is not a folder")
+    code, _, err = run(capsys, "upload", str(tmp_path), "--org", "o", "--project", "p")
+    assert_one_line_error(code, err, "no images")
+
+
+def test_wrong_credentials(config_file: Path, settings: Settings, capsys) -> None:
+    data = yaml.safe_load(config_file.read_text())
+    data["secret_key"] = "definitely-wrong-secret"
+    config_file.write_text(yaml.safe_dump(data))
+    code, _, err = run(capsys, "ls")
+    assert_one_line_error(code, err, "refused the credentials")
+    assert "definitely-wrong-secret" not in err and settings.secret_key.reveal() not in err
+
+
+def test_unknown_option_exits_2(capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["upload", ".", "--org", "o", "--project", "p", "--colour", "red"])
+    assert caught.value.code == 2
+
+
+def test_policy_diff_apply_verify(config_file: Path, capsys) -> None:
+    code, _, err = run(capsys, "policy", "verify", "--web-origin", WEB)
+    assert_one_line_error(code, err, "does not match")
+    code, out, _ = run(capsys, "policy", "diff", "--web-origin", WEB)
+    assert code == 0 and "+ workbench-logs-expire" in out and "+ workbench-web" in out
+    code, out, _ = run(capsys, "policy", "apply", "--web-origin", WEB)
+    assert code == 0 and "verified" in out
+    code, out, _ = run(capsys, "policy", "verify", "--web-origin", WEB)
+    assert code == 0 and "match" in out
+    code, _, err = run(capsys, "policy", "apply", "--transitions")
+    assert_one_line_error(code, err, "transitions")
+
+
+def test_cors_diagnose_exit_codes(config_file: Path, settings: Settings, capsys) -> None:
+    run(capsys, "policy", "apply", "--web-origin", WEB)
+    from workbench.presign import Presigner
+    from workbench.storage import Storage
+
+    storage = Storage(settings)
+    storage.put_bytes("pmtiles/o/a/2026-01-01.pmtiles", b"x")
+    url = Presigner(storage).get("pmtiles/o/a/2026-01-01.pmtiles")
+    code, out, _ = run(capsys, "cors", "diagnose", url, "--origin", WEB)
+    assert code == 0 and "may GET" in out
+    code, out, _ = run(capsys, "cors", "diagnose", url, "--origin", "https://elsewhere.example")
+    assert code == 1 and "no CORS rule" in out
+
+
+def test_prune_dry_run_then_real(config_file: Path, settings: Settings, capsys) -> None:
+    from workbench.storage import Storage
+
+    storage = Storage(settings)
+    for day in range(1, 10):
+        storage.put_bytes(f"pmtiles/ortho/o/2026-02-0{day}.pmtiles", b"x")
+    code, out, _ = run(capsys, "prune", "--dry-run")
+    assert code == 0 and out.count("would delete") == 3 and len(list(storage.list("pmtiles/"))) == 9
+    code, out, _ = run(capsys, "prune")
+    assert code == 0 and "deleted 2" in out and len(list(storage.list("pmtiles/"))) == 7
+
+
+def _no_weed_left(before: set[int]) -> bool:
+    import psutil
+
+    return not any(p.info["name"] == "weed" and p.pid not in before for p in psutil.process_iter(["name"]))
+
+
+def _weed_pids() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "weed"}
+
+
+@pytest.mark.slow
+def test_demo_command_prints_the_summary() -> None:
+    before = _weed_pids()
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "demo", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "18 uploaded" in done.stdout and "GET (1 h)" in done.stdout and "X-Amz-Signature=" in done.stdout
+    assert "lifecycle   applied" in done.stdout and "CORS        applied" in done.stdout
+    assert _no_weed_left(before)
+
+
+@pytest.mark.slow
+def test_s3_serve_runs_until_interrupted(tmp_path: Path) -> None:
+    before = _weed_pids()
+    process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "s3", "serve", "--data", str(tmp_path / "s3")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "Ctrl+C" in line or not line:
+                break
+        config = tmp_path / "s3" / "workbench.yaml"
+        assert config.stat().st_mode & 0o077 == 0
+        from workbench.config import load_settings
+        from workbench.storage import Storage
+
+        settings = load_settings(config_file=config, env={})
+        assert settings.secret_key.reveal() not in "".join(lines)
+        Storage(settings).put_bytes("projects/o/p/x.txt", b"served")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert _no_weed_left(before)
