@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from workbench.config import Secret, Settings
-from workbench.errors import CredentialsError, EndpointError, NotFoundError, UnsafeKeyError
+from workbench.errors import (
+    CredentialsError,
+    EndpointError,
+    NotFoundError,
+    UnsafeKeyError,
+)
 from workbench.storage import Storage
 
 

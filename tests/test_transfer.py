@@ -15,10 +15,21 @@ import pytest
 
 from workbench import layout
 from workbench.checksums import MiB, local_etag
-from workbench.errors import IntegrityError, NotFoundError, UnsafeKeyError, WorkbenchError
+from workbench.errors import (
+    IntegrityError,
+    NotFoundError,
+    UnsafeKeyError,
+    WorkbenchError,
+)
 from workbench.storage import Storage
 from workbench.synthetic import Camera, Survey, write_survey
-from workbench.transfer import download_file, list_parts, pending_uploads, upload_file, upload_folder
+from workbench.transfer import (
+    download_file,
+    list_parts,
+    pending_uploads,
+    upload_file,
+    upload_folder,
+)
 
 FLIGHT = layout.new_id()
 SMALL_SURVEY = Survey(lines=2, shots_per_line=3, camera=Camera(width=480, height=320))

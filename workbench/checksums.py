@@ -16,7 +16,12 @@ READ_CHUNK = 4 * MiB
 
 def md5_base64(data: bytes) -> str:
     """The ``Content-MD5`` header value for ``data``."""
-    return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+    return content_md5(hashlib.md5(data).digest())
+
+
+def content_md5(digest: bytes) -> str:
+    """The ``Content-MD5`` header value for a raw MD5 digest."""
+    return base64.b64encode(digest).decode("ascii")
 
 
 def part_size_for(size: int, minimum: int = SINGLE_PUT_LIMIT) -> int:

@@ -7,8 +7,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import yaml
 
@@ -203,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--org", required=True)
     upload.add_argument("--project", required=True)
     upload.add_argument("--flight", help="flight id (a UUIDv7; default: a new one)")
-    upload.add_argument("--workers", type=int, default=16, help="parallel file uploads (default 16)")
+    upload.add_argument("--workers", type=int, default=8, help="parallel file uploads (default 8)")
     upload.add_argument("--no-progress", action="store_true")
 
     ls = command("ls", cmd_ls, "list objects under a prefix, with sizes")

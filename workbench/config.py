@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -136,7 +137,7 @@ class Settings:
             raise ConfigError("no bucket configured: set WORKBENCH_BUCKET, 'bucket:' in the YAML file, or bucket=")
         return self.bucket
 
-    def with_(self, **changes: Any) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **_coerce(changes))
 

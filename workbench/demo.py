@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from workbench import layout, policy
 from workbench.config import Settings

@@ -22,8 +22,9 @@ import datetime as dt
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from workbench.errors import UnsafeKeyError
 

@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from workbench.config import Secret, Settings
 from workbench.errors import LocalS3Error, StorageError

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
 from botocore.signers import CloudFrontSigner
@@ -206,13 +207,15 @@ class Presigner:
 def _rsa_signer(private_key_pem: str) -> Any:
     try:
         from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import padding
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
     except ImportError:
         raise PresignError("CloudFront signing needs the 'cryptography' package: pip install 'workbench[aws]'") from None
     try:
         key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     except (ValueError, TypeError):
         raise PresignError("the CloudFront private key is not an unencrypted PEM RSA key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise PresignError("the CloudFront private key must be an RSA key (CloudFront signs with RSA-SHA1)")
 
     def sign(message: bytes) -> bytes:
         return key.sign(message, padding.PKCS1v15(), hashes.SHA1())  # CloudFront requires SHA-1 RSA

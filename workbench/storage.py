@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-from typing import Any, Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import boto3
 import botocore.exceptions
@@ -49,9 +50,14 @@ def make_client(settings: Settings, max_connections: int = DEFAULT_MAX_CONNECTIO
     """Create a boto3 S3 client for ``settings`` with standard retries (exponential backoff, jitter).
 
     Checksums are computed only when an API requires them: the workbench sends ``Content-MD5``
-    itself, which every S3-compatible server (MinIO, R2, SeaweedFS) understands.
+    itself, which every S3-compatible server (MinIO, R2, SeaweedFS) understands and verifies.
     """
-    s3_options: dict[str, Any] = {"addressing_style": "path" if settings.path_style else "virtual"}
+    # Every upload carries a signed Content-MD5, so the body need not be SHA-256 hashed a second time
+    # for the signature (botocore otherwise does so on plain-HTTP endpoints).
+    s3_options: dict[str, Any] = {
+        "addressing_style": "path" if settings.path_style else "virtual",
+        "payload_signing_enabled": False,
+    }
     if accelerate:
         s3_options["use_accelerate_endpoint"] = True
     config = Config(
@@ -217,7 +223,7 @@ class Storage:
                 Config=TransferConfig(multipart_threshold=5 * 1024**3),
             )
 
-    def delete(self, keys: list[str] | str) -> int:
+    def delete(self, keys: Sequence[str] | str) -> int:
         """Delete one key or many (batched by 1000); return how many were asked to be deleted."""
         batch = [keys] if isinstance(keys, str) else list(keys)
         for key in batch:

@@ -192,7 +192,7 @@ def dji_xmp(shot: Shot, camera: Camera) -> bytes:
         ' </rdf:RDF>\n'
         '</x:xmpmeta>\n'
         '<?xpacket end="w"?>'
-    ).encode("utf-8")
+    ).encode()
 
 
 def encode_jpeg(pixels: np.ndarray, shot: Shot, camera: Camera, quality: int = 90) -> bytes:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
+_trace: Any
 try:  # optional dependency: the ``otel`` extra
     from opentelemetry import trace as _trace
 except ImportError:  # pragma: no cover - exercised when the extra is absent

@@ -18,16 +18,17 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from workbench.checksums import (
-    MiB,
     SINGLE_PUT_LIMIT,
+    MiB,
+    content_md5,
     file_part_md5s,
-    md5_base64,
     multipart_etag,
     part_ranges,
     part_size_for,
@@ -120,13 +121,14 @@ def upload_file(
             existing = None
     if size <= single_put_limit:
         data = Path(path).read_bytes()
-        digest = hashlib.md5(data).hexdigest()
+        raw_digest = hashlib.md5(data).digest()
+        digest = raw_digest.hex()
         if isinstance(existing, ObjectInfo) and existing.size == size and _etag_matches(existing.etag, digest):
             _report(progress, size)
             return UploadResult(key, size, digest, "skipped")
         with storage.errors(f"upload {key}"):
             response = storage.client.put_object(
-                Bucket=storage.bucket, Key=key, Body=data, ContentMD5=md5_base64(data), ContentType=content_type
+                Bucket=storage.bucket, Key=key, Body=data, ContentMD5=content_md5(raw_digest), ContentType=content_type
             )
         _check_etag(key, response["ETag"], digest)
         _report(progress, size)
@@ -206,12 +208,13 @@ def _upload_multipart(
         with open(path, "rb") as part_handle:
             part_handle.seek(offset)
             body = part_handle.read(length)
-        if hashlib.md5(body).digest() != md5s[number - 1]:
+        digest = hashlib.md5(body).digest()
+        if digest != md5s[number - 1]:
             raise IntegrityError(f"upload {key}: {path} changed while it was being uploaded")
         with storage.errors(f"upload part {number} of {key}"):
             response = storage.client.upload_part(
                 Bucket=storage.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                Body=body, ContentMD5=md5_base64(body),
+                Body=body, ContentMD5=content_md5(digest),
             )
         _check_etag(f"{key} part {number}", response["ETag"], md5s[number - 1].hex())
         _report(progress, length)
@@ -246,7 +249,7 @@ def upload_files(
     storage: Storage,
     files: Iterable[tuple[Path, str]],
     *,
-    workers: int = 16,
+    workers: int = 8,
     progress: bool = True,
     **file_options: Any,
 ) -> UploadReport:
@@ -256,7 +259,7 @@ def upload_files(
     instead of one HEAD per file.
     """
     pairs = list(files)
-    for path, key in pairs:
+    for _, key in pairs:
         check_key(key)
     keys = [key for _, key in pairs]
     if len(set(keys)) != len(keys):

@@ -3,9 +3,16 @@
 Each policy can be diffed against the live bucket, applied, and verified.
 """
 
-from workbench.policy.access import org_policy
 from workbench.policy.acceleration import acceleration_status, set_acceleration
-from workbench.policy.cors import CorsDiagnosis, apply_cors, cors_rules, diagnose_cors, diff_cors, verify_cors
+from workbench.policy.access import org_policy
+from workbench.policy.cors import (
+    CorsDiagnosis,
+    apply_cors,
+    cors_rules,
+    diagnose_cors,
+    diff_cors,
+    verify_cors,
+)
 from workbench.policy.diff import RuleDiff
 from workbench.policy.generations import PruneResult, prune_generations
 from workbench.policy.lifecycle import (

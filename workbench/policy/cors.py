@@ -16,15 +16,14 @@ sentence what a browser would hit.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
-import botocore.exceptions
 import requests
 
 from workbench.errors import PolicyError
-from workbench.policy.diff import RuleDiff, diff_rules
-from workbench.policy.lifecycle import MANAGED_PREFIX
+from workbench.policy.diff import RuleDiff, diff_rules, is_managed, read_live_rules
 from workbench.storage import Storage
 
 DEFAULT_MAX_AGE = 3000
@@ -84,30 +83,20 @@ def normalise_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 def live_rules(storage: Storage) -> list[dict[str, Any]]:
     """The bucket's current CORS rules (empty when it has none)."""
-    with storage.errors("read CORS configuration"):
-        try:
-            response = storage.client.get_bucket_cors(Bucket=storage.bucket)
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchCORSConfiguration":
-                return []
-            raise
-    return [normalise_rule(rule) for rule in response.get("CORSRules", [])]
-
-
-def _is_managed(rule: dict[str, Any]) -> bool:
-    return str(rule.get("ID", "")).startswith(MANAGED_PREFIX)
+    return read_live_rules(storage, "CORS", storage.client.get_bucket_cors, "NoSuchCORSConfiguration", "CORSRules",
+                           normalise_rule)
 
 
 def diff_cors(storage: Storage, rules: list[dict[str, Any]]) -> RuleDiff:
     """What :func:`apply_cors` would change on the live bucket."""
-    return diff_rules("CORS", rules, [r for r in live_rules(storage) if _is_managed(r)])
+    return diff_rules("CORS", rules, [r for r in live_rules(storage) if is_managed(r)])
 
 
 def apply_cors(storage: Storage, rules: list[dict[str, Any]]) -> RuleDiff:
     """Make the bucket's managed CORS rules match ``rules``; rules of others are kept."""
     change = diff_cors(storage, rules)
     if not change.empty:
-        foreign = [r for r in live_rules(storage) if not _is_managed(r)]
+        foreign = [r for r in live_rules(storage) if not is_managed(r)]
         with storage.errors("write CORS configuration"):
             storage.client.put_bucket_cors(Bucket=storage.bucket, CORSConfiguration={"CORSRules": [*foreign, *rules]})
     return change

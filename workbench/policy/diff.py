@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import botocore.exceptions
+
+from workbench.storage import Storage
+
+MANAGED_PREFIX = "workbench-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,3 +55,23 @@ def diff_rules(what: str, desired: Iterable[dict[str, Any]], live: Iterable[dict
         removed={rid: rule for rid, rule in have.items() if rid not in want},
         changed={rid: (have[rid], rule) for rid, rule in want.items() if rid in have and have[rid] != rule},
     )
+
+
+def is_managed(rule: dict[str, Any]) -> bool:
+    """Whether a rule belongs to the workbench (its id starts with ``workbench-``)."""
+    return str(rule.get("ID", "")).startswith(MANAGED_PREFIX)
+
+
+def read_live_rules(
+    storage: Storage, what: str, fetch: Callable[..., dict[str, Any]], absent_code: str, field: str,
+    normalise: Callable[[dict[str, Any]], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Read a bucket configuration's rules with ``fetch``; a missing configuration (``absent_code``) is no rules."""
+    with storage.errors(f"read {what} configuration"):
+        try:
+            response = fetch(Bucket=storage.bucket)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == absent_code:
+                return []
+            raise
+    return [normalise(rule) for rule in response.get(field, [])]

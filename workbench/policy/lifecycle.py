@@ -24,10 +24,9 @@ from typing import Any
 import botocore.exceptions
 
 from workbench.errors import PolicyError
-from workbench.policy.diff import RuleDiff, diff_rules
+from workbench.policy.diff import RuleDiff, diff_rules, is_managed, read_live_rules
 from workbench.storage import Storage, translate_error
 
-MANAGED_PREFIX = "workbench-"
 LOG_EXPIRY_DAYS = 30
 RAW_TIERING_DAYS = 30
 ABORT_MULTIPART_DAYS = 7
@@ -72,20 +71,14 @@ def normalise_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 def live_rules(storage: Storage) -> list[dict[str, Any]]:
     """The bucket's current lifecycle rules (empty when it has none)."""
-    with storage.errors("read lifecycle configuration"):
-        try:
-            response = storage.client.get_bucket_lifecycle_configuration(Bucket=storage.bucket)
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
-                return []
-            raise
-    return [normalise_rule(rule) for rule in response.get("Rules", [])]
+    return read_live_rules(storage, "lifecycle", storage.client.get_bucket_lifecycle_configuration,
+                           "NoSuchLifecycleConfiguration", "Rules", normalise_rule)
 
 
 def diff_lifecycle(storage: Storage, rules: list[dict[str, Any]] | None = None) -> RuleDiff:
     """What :func:`apply_lifecycle` would change on the live bucket."""
     desired = rules if rules is not None else lifecycle_rules(default_transitions(storage))
-    managed = [r for r in live_rules(storage) if str(r.get("ID", "")).startswith(MANAGED_PREFIX)]
+    managed = [r for r in live_rules(storage) if is_managed(r)]
     return diff_rules("lifecycle", desired, managed)
 
 
@@ -95,7 +88,7 @@ def apply_lifecycle(storage: Storage, rules: list[dict[str, Any]] | None = None)
     change = diff_lifecycle(storage, desired)
     if change.empty:
         return change
-    foreign = [r for r in live_rules(storage) if not str(r.get("ID", "")).startswith(MANAGED_PREFIX)]
+    foreign = [r for r in live_rules(storage) if not is_managed(r)]
     try:
         storage.client.put_bucket_lifecycle_configuration(
             Bucket=storage.bucket, LifecycleConfiguration={"Rules": [*foreign, *desired]}
