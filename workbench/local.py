@@ -29,6 +29,7 @@ from workbench.storage import Storage
 LOOPBACK = "127.0.0.1"
 DEFAULT_BUCKET = "workbench"
 CREDENTIALS_FILE = "credentials.json"
+_PROBE_KEY = "workbench-readiness-probe"
 _PORT_NAMES = ("s3", "master", "volume", "filer", "admin")
 
 
@@ -156,6 +157,9 @@ class LocalS3:
                 raise LocalS3Error(f"SeaweedFS exited with code {self.process.returncode}: {tail[0]}")
             try:
                 storage.ensure_bucket()
+                # a first write makes SeaweedFS allocate its volumes now rather than during the caller's work
+                storage.put_bytes(_PROBE_KEY, b"ready")
+                storage.delete(_PROBE_KEY)
                 return
             except StorageError as exc:
                 last_error = str(exc)
