@@ -1,0 +1,50 @@
+"""Dask clients: a local cluster sized to the machine, or an existing scheduler (Gateway, Coiled, ...).
+
+EC2 clusters in the bucket's own region are built by :mod:`workbench.ec2`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from workbench.errors import WorkbenchError
+
+LOOPBACK = "127.0.0.1"
+
+
+def local_client(n_workers: int | None = None, threads_per_worker: int = 4, memory_limit: str = "auto") -> Any:
+    """A ``distributed.Client`` on a new LocalCluster bound to 127.0.0.1.
+
+    Defaults: one worker process per CPU (at most 8), four threads each (ingest is mostly waiting on
+    S3), no dashboard port exposed beyond loopback.
+    """
+    from distributed import Client, LocalCluster
+
+    workers = n_workers or min(os.cpu_count() or 1, 8)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                           host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0", memory_limit=memory_limit)
+    return Client(cluster)
+
+
+def connect(address: str) -> Any:
+    """A client for an existing scheduler (``tcp://host:8786``, ``tls://...``)."""
+    from distributed import Client
+
+    if not address.startswith(("tcp://", "tls://", "ws://", "wss://", "inproc://")):
+        raise WorkbenchError(f"scheduler address {address!r} must start with tcp://, tls:// or ws(s)://")
+    try:
+        return Client(address, timeout="15s")
+    except OSError as exc:
+        raise WorkbenchError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def get_client(kind: str = "local", **options: Any) -> Any:
+    """A Dask client: ``"local"``, ``"ec2"`` (see :func:`workbench.ec2.ec2_client`), or a scheduler address."""
+    if kind == "local":
+        return local_client(**options)
+    if kind == "ec2":
+        from workbench.ec2 import ec2_client
+
+        return ec2_client(**options)
+    return connect(kind)

@@ -1,0 +1,1 @@
+"""Drone image metadata, QA checks, footprints and manifests."""

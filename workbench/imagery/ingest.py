@@ -1,0 +1,226 @@
+"""Ingest a project's raw images on Dask: metadata by ranged GETs, pixel checks, thumbnails, QA, manifest.
+
+Keys are processed in batches, one Dask task per batch; each task opens its own S3 client. Images
+already in the manifest with the same ETag are not read again, so a re-run after new uploads costs
+only the new images (flight-level checks and footprints are recomputed from the manifest, no I/O).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from workbench import layout
+from workbench.config import Settings
+from workbench.errors import UnsafeKeyError, WorkbenchError
+from workbench.imagery import footprint as fp
+from workbench.imagery.manifest import COVERAGE_SCHEMA, IMAGE_SCHEMA, read_table, to_table, write_table
+from workbench.imagery.metadata import ImageMetadata, read_metadata
+from workbench.imagery.pixels import PixelStats, analyse
+from workbench.imagery.qa import Thresholds, flight_flags, image_flags
+from workbench.storage import Storage
+
+MANIFEST_NAME = "manifest.parquet"
+COVERAGE_NAME = "coverage.parquet"
+_META_FIELDS = [f.name for f in dataclasses.fields(ImageMetadata)]
+_PIXEL_FIELDS = ("sharpness", "textured_cells", "brightness", "dark_fraction", "bright_fraction")
+
+
+@dataclasses.dataclass
+class IngestResult:
+    """What an ingest run did."""
+
+    manifest_key: str
+    coverage_key: str
+    rows: list[dict[str, Any]]
+    read: int
+    reused: int
+    bytes_read: int
+    seconds: float
+
+    @property
+    def flagged(self) -> list[dict[str, Any]]:
+        """Rows of images with at least one QA flag."""
+        return [r for r in self.rows if r["flags"]]
+
+    def summary(self) -> str:
+        """One line for people."""
+        counts: dict[str, int] = defaultdict(int)
+        for row in self.rows:
+            for flag in row["flags"]:
+                counts[flag] += 1
+        flags = ", ".join(f"{n} {flag}" for flag, n in sorted(counts.items())) or "none"
+        per_image = self.bytes_read / self.read / 1024 if self.read else 0.0
+        return (f"{len(self.rows)} images ({self.read} read, {self.reused} unchanged), "
+                f"{len(self.rows) - len(self.flagged)} usable; flags: {flags}; "
+                f"{per_image:.0f} KiB read per image; {self.seconds:.1f} s")
+
+
+def manifest_key(org: str, project: str) -> str:
+    """Where a project's image manifest lives."""
+    return layout.parquet_key("images", org, project, MANIFEST_NAME)
+
+
+def coverage_key(org: str, project: str) -> str:
+    """Where a project's per-flight coverage lives."""
+    return layout.parquet_key("coverage", org, project, COVERAGE_NAME)
+
+
+def read_images(settings: Settings, org: str, project: str, items: Sequence[tuple[str, int, str]], pixels: bool) -> list[dict[str, Any]]:
+    """Read one batch of ``(key, size, etag)``: metadata, and with ``pixels`` the pixel checks and thumbnail.
+
+    Runs on a Dask worker. Failures become a row's ``error``, never an exception.
+    """
+    storage = Storage(settings)
+    rows = []
+    for key, size, etag in items:
+        parsed = layout.parse_key(key)
+        head = bytearray()
+
+        def reader(start: int, end: int, key: str = key, head: bytearray = head) -> bytes:
+            chunk = storage.get_bytes(key, (start, end - 1))
+            head.extend(chunk)
+            return chunk
+
+        try:
+            meta = read_metadata(parsed.name or key, size, reader, etag=etag)
+        except WorkbenchError as exc:
+            meta = ImageMetadata(name=parsed.name or key, size=size, etag=etag, error=f"read failed: {exc}")
+        row = meta.to_row()
+        row.update(key=key, flight=parsed.flight)
+        if pixels and size > 0 and meta.error in (None, "no EXIF metadata", "no EXIF metadata (PNG image)"):
+            _add_pixels(storage, org, project, parsed.flight or "", row, bytes(head), size, key)
+        rows.append(row)
+    return rows
+
+
+def _add_pixels(storage: Storage, org: str, project: str, flight: str, row: dict[str, Any], head: bytes, size: int, key: str) -> None:
+    try:
+        data = head + storage.get_bytes(key, (len(head), size - 1)) if len(head) < size else head
+        row["bytes_read"] = len(data)
+        stats = analyse(data)
+    except (WorkbenchError, ValueError) as exc:
+        row["error"] = str(exc)
+        return
+    for name in _PIXEL_FIELDS:
+        row[name] = getattr(stats, name)
+    thumb = layout.thumbnail_key(org, project, flight, row["name"])
+    storage.put_bytes(thumb, stats.thumbnail_webp, content_type="image/webp")
+    row["thumbnail_key"] = thumb
+
+
+def _pixel_stats(row: dict[str, Any]) -> PixelStats | None:
+    if row.get("brightness") is None:
+        return None
+    return PixelStats(row.get("sharpness"), row.get("textured_cells") or 0, row["brightness"],
+                      row.get("dark_fraction") or 0.0, row.get("bright_fraction") or 0.0, b"")
+
+
+def _metadata(row: dict[str, Any]) -> ImageMetadata:
+    return ImageMetadata(**{name: row.get(name) for name in _META_FIELDS})
+
+
+def assess(rows: list[dict[str, Any]], thresholds: Thresholds) -> list[dict[str, Any]]:
+    """Add QA flags, reasons, usability and lon/lat footprints to rows; return per-flight coverage rows."""
+    by_flight: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        by_flight[row["flight"]].append(i)
+    coverage_rows = []
+    for flight, indices in sorted(by_flight.items()):
+        metas = [_metadata(rows[i]) for i in indices]
+        across = flight_flags(metas, thresholds)
+        polygons, crs = fp.footprints(metas)
+        for i, meta, flags, polygon in zip(indices, metas, across, polygons):
+            found = image_flags(meta, _pixel_stats(rows[i]), thresholds) + flags
+            rows[i]["flags"] = [flag for flag, _ in found]
+            rows[i]["reasons"] = [reason for _, reason in found]
+            rows[i]["usable"] = not found
+            rows[i]["geometry"] = fp.to_lonlat(polygon, crs).wkb if polygon is not None and crs else None
+        usable = [p for i, p in zip(indices, polygons) if p is not None and rows[i]["usable"]]
+        union = fp.coverage(usable)
+        times = [m.captured_at for m in metas if m.captured_at]
+        coverage_rows.append({
+            "flight": flight, "images": len(indices), "usable_images": sum(rows[i]["usable"] for i in indices),
+            "first_capture": min(times) if times else None, "last_capture": max(times) if times else None,
+            "area_m2": union.area if union is not None else None, "utm_epsg": crs.to_epsg() if crs else None,
+            "geometry": fp.to_lonlat(union, crs).wkb if union is not None and crs else None,
+        })
+    return coverage_rows
+
+
+def ingest(
+    storage: Storage,
+    org: str,
+    project: str,
+    *,
+    client: Any = None,
+    batch_size: int = 25,
+    pixels: bool = True,
+    thresholds: Thresholds | None = None,
+    progress: bool = True,
+) -> IngestResult:
+    """Ingest every raw image of a project (see the module docstring); write the manifest and coverage."""
+    started = time.perf_counter()
+    thresholds = thresholds or Thresholds()
+    prefix = layout.flights_prefix(org, project)
+    listed = []
+    for info in storage.list(prefix):
+        try:
+            layout.parse_key(info.key)
+        except UnsafeKeyError:
+            continue
+        listed.append((info.key, info.size, info.etag))
+    if not listed:
+        raise WorkbenchError(f"no raw images under {storage.url(prefix)}")
+    known = {}
+    previous = read_table(storage, manifest_key(org, project))
+    if previous is not None:
+        known = {row["key"]: row for row in previous.to_pylist()}
+    reused = [known[key] for key, size, etag in listed if key in known and known[key]["etag"] == etag and known[key]["size"] == size]
+    todo = [item for item in listed if not (item[0] in known and known[item[0]]["etag"] == item[2] and known[item[0]]["size"] == item[1])]
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    fresh = _run_batches(storage.settings, org, project, batches, pixels, client, progress)
+    rows = sorted(reused + fresh, key=lambda r: r["key"])
+    coverage_rows = assess(rows, thresholds)
+    write_table(storage, manifest_key(org, project), to_table(rows, IMAGE_SCHEMA, ["Polygon"]))
+    write_table(storage, coverage_key(org, project), to_table(coverage_rows, COVERAGE_SCHEMA, ["Polygon", "MultiPolygon"]))
+    return IngestResult(
+        manifest_key=manifest_key(org, project), coverage_key=coverage_key(org, project), rows=rows,
+        read=len(fresh), reused=len(reused), bytes_read=sum(r.get("bytes_read") or 0 for r in fresh),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _run_batches(settings: Settings, org: str, project: str, batches: list[list[tuple[str, int, str]]], pixels: bool,
+                 client: Any, progress: bool) -> list[dict[str, Any]]:
+    if not batches:
+        return []
+    from distributed import as_completed
+
+    from workbench.cluster import local_client
+
+    owned = client is None
+    client = client or local_client()
+    try:
+        futures = client.map(read_images, [settings] * len(batches), [org] * len(batches), [project] * len(batches),
+                             batches, [pixels] * len(batches), pure=False)
+        rows: list[dict[str, Any]] = []
+        total = sum(len(b) for b in batches)
+        with tqdm(total=total, desc="ingest", unit="img", disable=not progress) as bar:
+            for future in as_completed(futures):
+                batch_rows = future.result()
+                rows.extend(batch_rows)
+                bar.update(len(batch_rows))
+        return rows
+    finally:
+        if owned:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
