@@ -14,6 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_ONLY = {"python", "pip"}
+CONDA_NAMES = {"python-duckdb": "duckdb"}  # conda-forge name -> PyPI name
 
 
 def _name_and_spec(requirement: str) -> tuple[str, str]:
@@ -37,6 +38,7 @@ def conda_requirements(path: Path) -> dict[str, str]:
         entries = item["pip"] if isinstance(item, dict) else [item]
         for entry in entries:
             name, spec = _name_and_spec(entry)
+            name = CONDA_NAMES.get(name, name)
             if name not in CONDA_ONLY:
                 out[name] = spec
     return out
@@ -65,4 +67,4 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_readme_demo_command_runs_the_demo() -> None:
     command = _readme_command("demo-command")
-    assert command.endswith("workbench demo") and "[local]" in command
+    assert command.endswith("workbench demo") and "[demo]" in command

@@ -56,6 +56,7 @@ class Shot:
     absolute_altitude: float
     yaw: float
     time: dt.datetime
+    gimbal_pitch: float = -90.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +185,7 @@ def dji_xmp(shot: Shot, camera: Camera) -> bytes:
         f'   drone-dji:RelativeAltitude="{signed(shot.relative_altitude)}"\n'
         '   drone-dji:GimbalRollDegree="+0.00"\n'
         f'   drone-dji:GimbalYawDegree="{signed(shot.yaw)}"\n'
-        '   drone-dji:GimbalPitchDegree="-90.00"\n'
+        f'   drone-dji:GimbalPitchDegree="{signed(shot.gimbal_pitch)}"\n'
         '   drone-dji:FlightRollDegree="+0.00"\n'
         f'   drone-dji:FlightYawDegree="{signed(shot.yaw)}"\n'
         '   drone-dji:FlightPitchDegree="+0.00">\n'

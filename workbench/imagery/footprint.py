@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from pyproj import CRS, Transformer
+import shapely
 from shapely import Polygon, unary_union
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform
 
 from workbench.imagery.metadata import ImageMetadata
 
@@ -81,7 +81,7 @@ def footprints(images: Sequence[ImageMetadata], crs: CRS | None = None) -> tuple
 def to_lonlat(geometry: BaseGeometry, crs: CRS) -> BaseGeometry:
     """Reproject a geometry from ``crs`` to longitude/latitude (WGS84)."""
     transformer = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    return transform(transformer.transform, geometry)
+    return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
 def coverage(polygons: Sequence[Polygon | None]) -> BaseGeometry | None:

@@ -84,7 +84,8 @@ def read_images(settings: Settings, org: str, project: str, items: Sequence[tupl
 
         def reader(start: int, end: int, key: str = key, head: bytearray = head) -> bytes:
             chunk = storage.get_bytes(key, (start, end - 1))
-            head.extend(chunk)
+            if start == len(head):  # keep the contiguous prefix for the pixel pass
+                head.extend(chunk)
             return chunk
 
         try:
@@ -102,7 +103,7 @@ def read_images(settings: Settings, org: str, project: str, items: Sequence[tupl
 def _add_pixels(storage: Storage, org: str, project: str, flight: str, row: dict[str, Any], head: bytes, size: int, key: str) -> None:
     try:
         data = head + storage.get_bytes(key, (len(head), size - 1)) if len(head) < size else head
-        row["bytes_read"] = len(data)
+        row["bytes_read"] = row["bytes_read"] + len(data) - len(head)
         stats = analyse(data)
     except (WorkbenchError, ValueError) as exc:
         row["error"] = str(exc)

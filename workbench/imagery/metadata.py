@@ -2,7 +2,8 @@
 
 A JPEG's metadata sits in APP1 segments before the image data, so the reader walks the segment
 headers of the first 64 KiB and asks for more only when a segment runs past what it has. The same
-walk gives the pixel size (SOF segment). EXIF is decoded by Pillow; DJI's ``drone-dji`` XMP
+walk gives the pixel size (SOF segment). The last 16 bytes are read too: a JPEG that does not end
+with its end-of-image marker was truncated (an interrupted copy or upload). EXIF is decoded by Pillow; DJI's ``drone-dji`` XMP
 attributes (or elements) are parsed here.
 
 Problems (empty, not a JPEG, truncated, corrupt, no EXIF) never raise: they are recorded in
@@ -22,6 +23,7 @@ from typing import Any
 from PIL import Image
 
 FIRST_READ = 64 * 1024
+TAIL_READ = 16  # the end-of-image marker, possibly followed by padding
 MAX_HEADER = 1024 * 1024  # metadata beyond 1 MiB is treated as corrupt
 _EXIF_HEADER = b"Exif\x00\x00"
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -239,6 +241,11 @@ def read_metadata(name: str, size: int, reader: Reader, etag: str | None = None,
         meta.bytes_read += len(more)
         data += more
     meta.width, meta.height = segments.width, segments.height
+    if segments.error is None:
+        tail = data[-TAIL_READ:] if len(data) >= size else reader(size - TAIL_READ, size)
+        meta.bytes_read += len(tail) if len(data) < size else 0
+        if not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
+            segments = dataclasses.replace(segments, error="truncated (no end-of-image marker)")
     try:
         if segments.exif is not None:
             _apply_exif(meta, segments.exif)

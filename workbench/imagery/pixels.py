@@ -39,7 +39,8 @@ def analyse(data: bytes) -> PixelStats:
         image.draft("RGB", (ANALYSIS_SIZE, ANALYSIS_SIZE))
         image = image.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"undecodable image ({type(exc).__name__})") from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"undecodable image: {detail}") from None
     grey = np.asarray(image.convert("L"), dtype=np.float32)
     laplacian = (grey[1:-1, :-2] + grey[1:-1, 2:] + grey[:-2, 1:-1] + grey[2:, 1:-1] - 4 * grey[1:-1, 1:-1])
     cell_h, cell_w = laplacian.shape[0] // GRID, laplacian.shape[1] // GRID

@@ -49,7 +49,7 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def image_flags(meta: ImageMetadata, pixels: PixelStats | None, limits: Thresholds) -> list[tuple[str, str]]:
     """Flags that one image earns on its own."""
     flags: list[tuple[str, str]] = []
-    if meta.error and meta.error != "no EXIF metadata":
+    if meta.error and not meta.error.startswith("no EXIF metadata"):
         flags.append(("unreadable", meta.error))
     if meta.lat is None or meta.lon is None:
         flags.append(("no_gps", "no GPS position" if not meta.error else f"no GPS position ({meta.error})"))
