@@ -81,6 +81,20 @@ def test_user_errors_are_one_line(config_file: Path, capsys, argv: list[str], me
     assert_one_line_error(code, err, message)
 
 
+def test_ingest_command(config_file: Path, tmp_path: Path, capsys) -> None:
+    write_survey(tmp_path / "imgs", Survey(lines=1, shots_per_line=3, camera=Camera(width=240, height=160)), flawed=True)
+    assert run(capsys, "upload", str(tmp_path / "imgs"), "--org", "hot", "--project", "qa", "--no-progress")[0] == 0
+    code, out, _ = run(capsys, "ingest", "--org", "hot", "--project", "qa", "--workers", "1", "--no-progress")
+    assert code == 0 and "5 images (5 read, 0 unchanged), 3 usable" in out
+    assert "SYN_OBLIQUE.JPG" in out and "manifest: s3://" in out
+    code, out, _ = run(capsys, "ingest", "--org", "hot", "--project", "qa", "--workers", "1", "--no-progress")
+    assert code == 0 and "(0 read, 5 unchanged)" in out
+    code, _, err = run(capsys, "ingest", "--org", "hot", "--project", "nothing-here", "--workers", "1")
+    assert_one_line_error(code, err, "no raw images")
+    code, _, err = run(capsys, "ingest", "--org", "hot", "--project", "qa", "--cluster", "nonsense")
+    assert_one_line_error(code, err, "scheduler address")
+
+
 def test_missing_folder_and_empty_folder(config_file: Path, tmp_path: Path, capsys) -> None:
     code, _, err = run(capsys, "upload", str(tmp_path / "nope"), "--org", "o", "--project", "p")
     assert_one_line_error(code, err, "is not a folder")
@@ -159,7 +173,8 @@ def test_demo_command_prints_the_summary() -> None:
     before = _weed_pids()
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "demo", "--no-progress"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "18 uploaded" in done.stdout and "GET (1 h)" in done.stdout and "X-Amz-Signature=" in done.stdout
+    assert "20 uploaded" in done.stdout and "GET (1 h)" in done.stdout and "X-Amz-Signature=" in done.stdout
+    assert "18 usable; flags: 1 blurry, 1 not_nadir" in done.stdout and "SYN_OBLIQUE.JPG: gimbal pitch -10.0" in done.stdout
     assert "lifecycle   applied" in done.stdout and "CORS        applied" in done.stdout
     assert _no_weed_left(before)
 

@@ -89,6 +89,27 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return EXIT_USER_ERROR if report.failed else 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from workbench.cluster import get_client
+    from workbench.imagery.ingest import ingest
+
+    layout.flights_prefix(args.org, args.project)  # validates org and project before any request
+    storage = _storage(args)
+    client = None if args.cluster == "local" else get_client(args.cluster)  # local: started only if needed
+    try:
+        result = ingest(storage, args.org, args.project, client=client, workers=args.workers,
+                        pixels=not args.no_pixels, batch_size=args.batch_size, progress=not args.no_progress)
+    finally:
+        if client is not None:
+            client.close()
+    print(result.summary())
+    for row in result.flagged:
+        print(f"  {row['name']} ({row['flight']}): {'; '.join(row['reasons'])}")
+    print(f"manifest: {storage.url(result.manifest_key)}")
+    print(f"coverage: {storage.url(result.coverage_key)}")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     storage = _storage(args)
     count = total = 0
@@ -206,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--flight", help="flight id (a UUIDv7; default: a new one)")
     upload.add_argument("--workers", type=int, default=8, help="parallel file uploads (default 8)")
     upload.add_argument("--no-progress", action="store_true")
+
+    ing = command("ingest", cmd_ingest, "read metadata, run QA, make thumbnails and the GeoParquet manifest (Dask)")
+    ing.add_argument("--org", required=True)
+    ing.add_argument("--project", required=True)
+    ing.add_argument("--cluster", default="local", help="local (default), ec2, or a scheduler address tcp://host:8786")
+    ing.add_argument("--workers", type=int, help="local cluster: worker processes (default: one per CPU, at most 8)")
+    ing.add_argument("--batch-size", type=int, default=25, help="images per Dask task (default 25)")
+    ing.add_argument("--no-pixels", action="store_true", help="metadata only (<=128 KiB read per image): no blur, "
+                     "exposure or thumbnails")
+    ing.add_argument("--no-progress", action="store_true")
 
     ls = command("ls", cmd_ls, "list objects under a prefix, with sizes")
     ls.add_argument("prefix", nargs="?", default="")

@@ -1,7 +1,9 @@
 """``workbench demo``: the whole storage story on an embedded S3, with nothing but pip.
 
-Starts the embedded S3, renders the synthetic survey, uploads it (in parallel, resumable,
-checksummed), applies the lifecycle and CORS policies, and prints a summary with presigned URLs.
+Starts the embedded S3, renders the synthetic survey (with two flawed images), uploads it (in
+parallel, resumable, checksummed), applies the lifecycle and CORS policies, ingests it on a local Dask
+cluster (metadata, QA, footprints, thumbnails, GeoParquet manifest), and prints a summary with
+presigned URLs.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from workbench import layout, policy
+from workbench.cluster import local_client
 from workbench.config import Settings
 from workbench.errors import WorkbenchError
+from workbench.imagery.ingest import IngestResult, ingest
 from workbench.local import LocalS3
 from workbench.presign import Presigner
 from workbench.storage import Storage
@@ -38,6 +42,7 @@ class DemoResult:
     cors: policy.RuleDiff
     get_url: str
     put_url: str
+    ingest: IngestResult
     seconds: float
 
     def summary(self) -> str:
@@ -50,6 +55,9 @@ class DemoResult:
             f"  upload      {self.upload.summary()}",
             f"  lifecycle   {_change_line(self.lifecycle)}",
             f"  CORS        {_change_line(self.cors)}",
+            f"  QA          {self.ingest.summary()}",
+            *[f"    {row['name']}: {'; '.join(row['reasons'])}" for row in self.ingest.flagged],
+            f"  manifest    {self.settings.bucket}/{self.ingest.manifest_key} (GeoParquet)",
             f"  first image {first.key} ({first.size / 1024:.0f} KiB)",
             f"  GET (1 h)   {self.get_url}",
             f"  PUT (15 min, image/jpeg) {self.put_url}",
@@ -76,8 +84,8 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="workbench-demo-") as scratch:
         folder = Path(images_dir) if images_dir else Path(scratch) / "images"
         survey = survey or Survey()
-        echo(f"rendering {survey.lines * survey.shots_per_line} synthetic images into {folder} ...")
-        write_survey(folder, survey)
+        echo(f"rendering {survey.lines * survey.shots_per_line + 2} synthetic images into {folder} ...")
+        write_survey(folder, survey, flawed=True)
         flight = layout.new_id(at=survey.start)  # the flight id encodes when it was flown
         report = upload_folder(storage, folder, lambda p: layout.raw_key(DEMO_ORG, DEMO_PROJECT, flight, p.name),
                                progress=progress)
@@ -90,9 +98,17 @@ def run_demo(
     cors = policy.cors_rules(DEMO_UPLOAD_ORIGINS, DEMO_WEB_ORIGINS)
     cors_change = policy.apply_cors(storage, cors)
     policy.verify_cors(storage, cors)
+    echo("ingesting: metadata by ranged reads, pixel checks and thumbnails on a local Dask cluster ...")
+    client = local_client(n_workers=1, threads_per_worker=4)
+    try:
+        qa = ingest(storage, DEMO_ORG, DEMO_PROJECT, client=client, progress=progress)
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
     presigner = Presigner(storage)
     first = report.results[0].key
     get_url = presigner.get(first)
     put_url = presigner.put(layout.raw_key(DEMO_ORG, DEMO_PROJECT, flight, "NEW_0001.JPG"), content_type="image/jpeg").url
-    return DemoResult(settings, flight, report, lifecycle_change, cors_change, get_url, put_url,
+    return DemoResult(settings, flight, report, lifecycle_change, cors_change, get_url, put_url, qa,
                       time.perf_counter() - started)

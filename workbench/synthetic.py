@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 WGS84_A = 6378137.0
 WGS84_E2 = 6.69437999014e-3
@@ -220,8 +220,12 @@ def encode_jpeg(pixels: np.ndarray, shot: Shot, camera: Camera, quality: int = 9
     return buffer.getvalue()
 
 
-def write_survey(folder: str | Path, survey: Survey | None = None) -> list[Path]:
-    """Render every shot of ``survey`` into ``folder``; return the image paths in capture order."""
+def write_survey(folder: str | Path, survey: Survey | None = None, flawed: bool = False) -> list[Path]:
+    """Render every shot of ``survey`` into ``folder``; return the image paths in capture order.
+
+    ``flawed`` adds two images a QA pass must reject: ``SYN_BLURRED.JPG`` (a motion-blurred retake of
+    the second shot) and ``SYN_OBLIQUE.JPG`` (the third shot with the gimbal pitched to -10 degrees).
+    """
     survey = survey or Survey()
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
@@ -230,4 +234,14 @@ def write_survey(folder: str | Path, survey: Survey | None = None) -> list[Path]
         path = target / shot.name
         path.write_bytes(encode_jpeg(render(shot, survey), shot, survey.camera))
         paths.append(path)
+    if flawed:
+        shots = survey.shots()
+        retake = dataclasses.replace(shots[1], name="SYN_BLURRED.JPG", time=shots[1].time + dt.timedelta(seconds=1))
+        blurred = np.asarray(Image.fromarray(render(retake, survey)).filter(ImageFilter.BoxBlur(5)))
+        oblique = dataclasses.replace(shots[2], name="SYN_OBLIQUE.JPG", gimbal_pitch=-10.0,
+                                      time=shots[2].time + dt.timedelta(seconds=1))
+        for shot, pixels in ((retake, blurred), (oblique, render(oblique, survey))):
+            path = target / shot.name
+            path.write_bytes(encode_jpeg(pixels, shot, survey.camera))
+            paths.append(path)
     return paths

@@ -160,12 +160,17 @@ def ingest(
     project: str,
     *,
     client: Any = None,
+    workers: int | None = None,
     batch_size: int = 25,
     pixels: bool = True,
     thresholds: Thresholds | None = None,
     progress: bool = True,
 ) -> IngestResult:
-    """Ingest every raw image of a project (see the module docstring); write the manifest and coverage."""
+    """Ingest every raw image of a project (see the module docstring); write the manifest and coverage.
+
+    Without ``client``, a local cluster of ``workers`` processes is started for the images to read
+    (none when nothing changed) and closed afterwards.
+    """
     started = time.perf_counter()
     thresholds = thresholds or Thresholds()
     prefix = layout.flights_prefix(org, project)
@@ -185,7 +190,7 @@ def ingest(
     reused = [known[key] for key, size, etag in listed if key in known and known[key]["etag"] == etag and known[key]["size"] == size]
     todo = [item for item in listed if not (item[0] in known and known[item[0]]["etag"] == item[2] and known[item[0]]["size"] == item[1])]
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-    fresh = _run_batches(storage.settings, org, project, batches, pixels, client, progress)
+    fresh = _run_batches(storage.settings, org, project, batches, pixels, client, workers, progress)
     rows = sorted(reused + fresh, key=lambda r: r["key"])
     coverage_rows = assess(rows, thresholds)
     write_table(storage, manifest_key(org, project), to_table(rows, IMAGE_SCHEMA, ["Polygon"]))
@@ -198,7 +203,7 @@ def ingest(
 
 
 def _run_batches(settings: Settings, org: str, project: str, batches: list[list[tuple[str, int, str]]], pixels: bool,
-                 client: Any, progress: bool) -> list[dict[str, Any]]:
+                 client: Any, workers: int | None, progress: bool) -> list[dict[str, Any]]:
     if not batches:
         return []
     from distributed import as_completed
@@ -206,7 +211,7 @@ def _run_batches(settings: Settings, org: str, project: str, batches: list[list[
     from workbench.cluster import local_client
 
     owned = client is None
-    client = client or local_client()
+    client = client or local_client(n_workers=workers)
     try:
         futures = client.map(read_images, [settings] * len(batches), [org] * len(batches), [project] * len(batches),
                              batches, [pixels] * len(batches), pure=False)
