@@ -40,11 +40,7 @@ def connect(address: str) -> Any:
 
 
 def get_client(kind: str = "local", **options: Any) -> Any:
-    """A Dask client: ``"local"``, ``"ec2"`` (see :func:`workbench.ec2.ec2_client`), or a scheduler address."""
+    """A Dask client: ``"local"`` or a scheduler address (EC2 clusters: :func:`workbench.ec2.ec2_client`)."""
     if kind == "local":
         return local_client(**options)
-    if kind == "ec2":
-        from workbench.ec2 import ec2_client
-
-        return ec2_client(**options)
     return connect(kind)

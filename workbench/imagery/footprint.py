@@ -13,8 +13,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from pyproj import CRS, Transformer
 import shapely
+from pyproj import CRS, Transformer
 from shapely import Polygon, unary_union
 from shapely.geometry.base import BaseGeometry
 

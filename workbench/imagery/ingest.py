@@ -19,7 +19,13 @@ from workbench import layout
 from workbench.config import Settings
 from workbench.errors import UnsafeKeyError, WorkbenchError
 from workbench.imagery import footprint as fp
-from workbench.imagery.manifest import COVERAGE_SCHEMA, IMAGE_SCHEMA, read_table, to_table, write_table
+from workbench.imagery.manifest import (
+    COVERAGE_SCHEMA,
+    IMAGE_SCHEMA,
+    read_table,
+    to_table,
+    write_table,
+)
 from workbench.imagery.metadata import ImageMetadata, read_metadata
 from workbench.imagery.pixels import PixelStats, analyse
 from workbench.imagery.qa import Thresholds, flight_flags, image_flags
@@ -123,7 +129,8 @@ def _pixel_stats(row: dict[str, Any]) -> PixelStats | None:
 
 
 def _metadata(row: dict[str, Any]) -> ImageMetadata:
-    return ImageMetadata(**{name: row.get(name) for name in _META_FIELDS})
+    values: dict[str, Any] = {name: row.get(name) for name in _META_FIELDS}
+    return ImageMetadata(**values)
 
 
 def assess(rows: list[dict[str, Any]], thresholds: Thresholds) -> list[dict[str, Any]]:

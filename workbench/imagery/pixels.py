@@ -35,9 +35,9 @@ class PixelStats:
 def analyse(data: bytes) -> PixelStats:
     """Decode ``data`` at reduced scale and measure it; raises ValueError for undecodable images."""
     try:
-        image = Image.open(io.BytesIO(data))
-        image.draft("RGB", (ANALYSIS_SIZE, ANALYSIS_SIZE))
-        image = image.convert("RGB")
+        opened = Image.open(io.BytesIO(data))
+        opened.draft("RGB", (ANALYSIS_SIZE, ANALYSIS_SIZE))
+        image = opened.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"undecodable image: {detail}") from None
