@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--cluster", default="local", help="local (default) or a scheduler address tcp://host:8786 "
                      "(EC2 clusters: workbench.ec2 from Python)")
     ing.add_argument("--workers", type=int, help="local cluster: worker processes (default: one per CPU, at most 8)")
-    ing.add_argument("--batch-size", type=int, default=25, help="images per Dask task (default 25)")
+    ing.add_argument("--batch-size", type=int, default=10, help="images per Dask task (default 10)")
     ing.add_argument("--no-pixels", action="store_true", help="metadata only (<=128 KiB read per image): no blur, "
                      "exposure or thumbnails")
     ing.add_argument("--no-progress", action="store_true")

@@ -77,12 +77,22 @@ def coverage_key(org: str, project: str) -> str:
     return layout.parquet_key("coverage", org, project, COVERAGE_NAME)
 
 
+_STORAGE_BY_SETTINGS: dict[Settings, Storage] = {}
+
+
+def _worker_storage(settings: Settings) -> Storage:
+    """One S3 client per worker process and settings (clients are thread-safe and costly to create)."""
+    if settings not in _STORAGE_BY_SETTINGS:
+        _STORAGE_BY_SETTINGS[settings] = Storage(settings)
+    return _STORAGE_BY_SETTINGS[settings]
+
+
 def read_images(settings: Settings, org: str, project: str, items: Sequence[tuple[str, int, str]], pixels: bool) -> list[dict[str, Any]]:
     """Read one batch of ``(key, size, etag)``: metadata, and with ``pixels`` the pixel checks and thumbnail.
 
     Runs on a Dask worker. Failures become a row's ``error``, never an exception.
     """
-    storage = Storage(settings)
+    storage = _worker_storage(settings)
     rows = []
     for key, size, etag in items:
         parsed = layout.parse_key(key)
@@ -168,7 +178,7 @@ def ingest(
     *,
     client: Any = None,
     workers: int | None = None,
-    batch_size: int = 25,
+    batch_size: int = 10,
     pixels: bool = True,
     thresholds: Thresholds | None = None,
     progress: bool = True,

@@ -73,3 +73,11 @@ def read_table(storage: Storage, key: str) -> pa.Table | None:
     except NotFoundError:
         return None
     return pq.read_table(io.BytesIO(data))
+
+
+def read_geodataframe(storage: Storage, key: str) -> Any:
+    """A manifest (or coverage) as a ``geopandas.GeoDataFrame`` in longitude/latitude."""
+    import geopandas
+
+    data = storage.get_bytes(key)
+    return geopandas.read_parquet(io.BytesIO(data))
