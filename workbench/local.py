@@ -180,8 +180,13 @@ class LocalS3:
                     found.add((conn.laddr.ip, conn.laddr.port))
         return found
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop the server and everything it started; remove a temporary data folder."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the server and everything it started; remove a temporary data folder.
+
+        SeaweedFS gets ``timeout`` seconds to shut down cleanly (default: 15 for a persistent folder,
+        3 for a temporary one, whose data is about to be deleted anyway), then it is killed.
+        """
+        timeout = timeout if timeout is not None else (3.0 if self._temporary else 15.0)
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
