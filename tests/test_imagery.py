@@ -164,14 +164,19 @@ def test_real_dji_images_have_gps_nadir_and_overlapping_footprints(brighton_imag
     assert all(not flags for flags in flight_flags(metas, Thresholds()))
 
 
-def test_real_dji_metadata_needs_only_the_first_64_kib(brighton_images: list[Path]) -> None:
-    data = brighton_images[0].read_bytes()
+def _recording_reader(data: bytes):
     requested: list[tuple[int, int]] = []
 
     def reader(start: int, end: int) -> bytes:
         requested.append((start, end))
         return data[start:end]
 
+    return reader, requested
+
+
+def test_real_dji_metadata_needs_only_the_first_64_kib(brighton_images: list[Path]) -> None:
+    data = brighton_images[0].read_bytes()
+    reader, requested = _recording_reader(data)
     meta = read_metadata("x.jpg", len(data), reader)
     assert requested == [(0, 65536), (len(data) - 16, len(data))]
     assert meta.width == 4000 and meta.focal_35mm == 20 and meta.error is None
@@ -179,12 +184,7 @@ def test_real_dji_metadata_needs_only_the_first_64_kib(brighton_images: list[Pat
 
 def test_metadata_past_the_first_read_is_fetched(brighton_images: list[Path]) -> None:
     data = brighton_images[0].read_bytes()
-    requested: list[tuple[int, int]] = []
-
-    def reader(start: int, end: int) -> bytes:
-        requested.append((start, end))
-        return data[start:end]
-
+    reader, requested = _recording_reader(data)
     meta = read_metadata("x.jpg", len(data), reader, first_read=4096)
     assert len(requested) > 1 and meta.gimbal_pitch == pytest.approx(-89.9) and meta.error is None
     assert sum(end - start for start, end in requested) < 128 * 1024
