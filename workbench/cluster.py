@@ -5,7 +5,9 @@ EC2 clusters in the bucket's own region are built by :mod:`workbench.ec2`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from workbench.errors import WorkbenchError
@@ -44,3 +46,18 @@ def get_client(kind: str = "local", **options: Any) -> Any:
     if kind == "local":
         return local_client(**options)
     return connect(kind)
+
+
+@contextlib.contextmanager
+def ensure_client(client: Any = None, n_workers: int | None = None) -> Iterator[Any]:
+    """Yield ``client``; without one, a local cluster that is closed when the block ends."""
+    if client is not None:
+        yield client
+        return
+    local = local_client(n_workers=n_workers)
+    try:
+        yield local
+    finally:
+        cluster = local.cluster
+        local.close()
+        cluster.close()

@@ -5,6 +5,7 @@ Layout (one bucket)::
     projects/{org}/{project}/raw/{flight}/{image}
     projects/{org}/{project}/thumbnails/{flight}/{image-stem}.webp
     projects/{org}/{project}/products/{run}/{name}
+    projects/{org}/{project}/products/latest.json
     pmtiles/{layer}/{org}/[{part}/...]{YYYY-MM-DD}.pmtiles
     log/{org}/{project}/{YYYY-MM-DD}/{name}
     parquet/{dataset}/{org}/{project}/{name}
@@ -28,6 +29,7 @@ from typing import Protocol
 
 from workbench.errors import UnsafeKeyError
 
+LATEST_NAME = "latest.json"
 MAX_COMPONENT_BYTES = 255
 MAX_KEY_BYTES = 1024
 _EXTRA_SAFE = set(" ._-()+,=@")
@@ -148,6 +150,11 @@ def runs_prefix(org: str, project: str) -> str:
     return project_prefix(org, project) + "products/"
 
 
+def latest_key(org: str, project: str) -> str:
+    """Key of the project's ``latest`` pointer: the last run whose products were published and verified."""
+    return runs_prefix(org, project) + LATEST_NAME
+
+
 def product_key(org: str, project: str, run: str, name: str) -> str:
     """Key of one product (``ortho.tif``, ``run.json``, ...) of a run."""
     return f"{runs_prefix(org, project)}{check_id(run, 'run')}/{check_component(name, 'product name')}"
@@ -195,6 +202,8 @@ def parse_key(key: str) -> ParsedKey:
         return ParsedKey("raw", org=parts[1], project=parts[2], flight=check_id(parts[4], "flight"), name=parts[5])
     if head == "projects" and n == 6 and parts[3] == "thumbnails":
         return ParsedKey("thumbnail", org=parts[1], project=parts[2], flight=check_id(parts[4], "flight"), name=parts[5])
+    if head == "projects" and n == 5 and parts[3] == "products" and parts[4] == LATEST_NAME:
+        return ParsedKey("latest", org=parts[1], project=parts[2], name=parts[4])
     if head == "projects" and n == 6 and parts[3] == "products":
         return ParsedKey("product", org=parts[1], project=parts[2], run=check_id(parts[4], "run"), name=parts[5])
     if head == "pmtiles" and n >= 4 and parts[-1].endswith(".pmtiles"):

@@ -265,3 +265,16 @@ class Storage:
         import s3fs
 
         return s3fs.S3FileSystem(**self.fsspec_options())
+
+
+_SHARED: dict[Settings, Storage] = {}
+
+
+def shared_storage(settings: Settings) -> Storage:
+    """One :class:`Storage` per settings in this process (clients are thread-safe and costly to create).
+
+    Dask tasks use it so a worker process opens one connection pool, not one per task.
+    """
+    if settings not in _SHARED:
+        _SHARED[settings] = Storage(settings)
+    return _SHARED[settings]

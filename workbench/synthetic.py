@@ -98,13 +98,51 @@ class Survey:
         return out
 
 
-def enu_to_latlon(east: float, north: float, lat0: float, lon0: float) -> tuple[float, float]:
-    """Local east/north metres around (lat0, lon0) to WGS84 degrees (local ellipsoid radii)."""
+def _radii(lat0: float) -> tuple[float, float]:
+    """Metres per radian of latitude and of longitude at ``lat0`` (WGS84)."""
     phi = math.radians(lat0)
     s = 1 - WGS84_E2 * math.sin(phi) ** 2
-    meridian = WGS84_A * (1 - WGS84_E2) / s**1.5
-    normal = WGS84_A / math.sqrt(s)
-    return lat0 + math.degrees(north / meridian), lon0 + math.degrees(east / (normal * math.cos(phi)))
+    return WGS84_A * (1 - WGS84_E2) / s**1.5, WGS84_A / math.sqrt(s) * math.cos(phi)
+
+
+def enu_to_latlon(east: float, north: float, lat0: float, lon0: float) -> tuple[float, float]:
+    """Local east/north metres around (lat0, lon0) to WGS84 degrees (local ellipsoid radii)."""
+    per_lat, per_lon = _radii(lat0)
+    return lat0 + math.degrees(north / per_lat), lon0 + math.degrees(east / per_lon)
+
+
+def latlon_to_enu(lat: np.ndarray, lon: np.ndarray, lat0: float, lon0: float) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`enu_to_latlon`, for arrays."""
+    per_lat, per_lon = _radii(lat0)
+    return np.radians(lon - lon0) * per_lon, np.radians(lat - lat0) * per_lat
+
+
+def mosaic_offset(path: str | Path, survey: Survey, size: int = 512) -> tuple[float, float]:
+    """How far (east, north metres) a georeferenced mosaic of ``survey`` is from the scene's truth.
+
+    Renders the truth on the mosaic's own grid for a central window and finds the shift between the two
+    by phase correlation (to the nearest pixel).
+    """
+    import rasterio
+    from pyproj import Transformer
+    from rasterio.windows import Window
+
+    with rasterio.open(path) as src:
+        side = min(size, src.width, src.height)
+        window = Window((src.width - side) // 2, (src.height - side) // 2, side, side)
+        mosaic = src.read([1, 2, 3], window=window).astype(np.float32).mean(axis=0)
+        transform, crs = src.window_transform(window), src.crs
+    cols, rows = np.meshgrid(np.arange(side) + 0.5, np.arange(side) + 0.5)
+    xs, ys = transform.c + cols * transform.a, transform.f + rows * transform.e  # north-up grid
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
+    east, north = latlon_to_enu(np.asarray(lat), np.asarray(lon), survey.origin_lat, survey.origin_lon)
+    truth = ground_colour(east, north, survey.seed).astype(np.float32).mean(axis=-1)
+    spectrum = np.fft.fft2(mosaic - mosaic.mean()) * np.conj(np.fft.fft2(truth - truth.mean()))
+    correlation = np.fft.ifft2(spectrum / (np.abs(spectrum) + 1e-9)).real
+    dy, dx = np.unravel_index(np.argmax(correlation), correlation.shape)
+    dy = dy - side if dy > side // 2 else dy
+    dx = dx - side if dx > side // 2 else dx
+    return float(dx * transform.a), float(dy * transform.e)  # rows grow southwards: e < 0
 
 
 def _hash01(a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:

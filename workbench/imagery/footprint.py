@@ -38,17 +38,28 @@ def flight_crs(images: Sequence[ImageMetadata]) -> CRS | None:
     return utm_crs(float(np.median(lons)), float(np.median(lats)))
 
 
+def camera_axes(yaw_deg: float, pitch_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit vectors (east, north, up) of a camera's viewing direction, image-up and image-right (roll 0)."""
+    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
+    forward = np.array([math.sin(yaw) * math.cos(pitch), math.cos(yaw) * math.cos(pitch), math.sin(pitch)])
+    up = np.array([-math.sin(yaw) * math.sin(pitch), -math.cos(yaw) * math.sin(pitch), math.cos(pitch)])
+    return forward, up, np.cross(forward, up)
+
+
+def camera_angles(meta: ImageMetadata) -> tuple[float, float]:
+    """Yaw and pitch (degrees) of an image's camera: the gimbal's, else the flight yaw and nadir."""
+    yaw = meta.gimbal_yaw if meta.gimbal_yaw is not None else (meta.flight_yaw or 0.0)
+    pitch = meta.gimbal_pitch if meta.gimbal_pitch is not None else NADIR_PITCH
+    return yaw, pitch
+
+
 def footprint_local(meta: ImageMetadata) -> list[tuple[float, float]] | None:
     """Footprint corners as east/north offsets (metres) from the camera; None when it cannot be computed."""
     if meta.relative_altitude is None or meta.relative_altitude <= 0 or not meta.width or not meta.height:
         return None
     if not (meta.focal_length_mm and meta.sensor_width_mm):
         return None
-    yaw = math.radians(meta.gimbal_yaw if meta.gimbal_yaw is not None else (meta.flight_yaw or 0.0))
-    pitch = math.radians(meta.gimbal_pitch if meta.gimbal_pitch is not None else NADIR_PITCH)
-    forward = np.array([math.sin(yaw) * math.cos(pitch), math.cos(yaw) * math.cos(pitch), math.sin(pitch)])
-    up = np.array([-math.sin(yaw) * math.sin(pitch), -math.cos(yaw) * math.sin(pitch), math.cos(pitch)])
-    right = np.cross(forward, up)
+    forward, up, right = camera_axes(*camera_angles(meta))
     half_w = meta.sensor_width_mm / (2 * meta.focal_length_mm)
     half_h = half_w * meta.height / meta.width
     corners = []

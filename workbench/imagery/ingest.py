@@ -29,11 +29,10 @@ from workbench.imagery.manifest import (
 from workbench.imagery.metadata import ImageMetadata, read_metadata
 from workbench.imagery.pixels import PixelStats, analyse
 from workbench.imagery.qa import Thresholds, flight_flags, image_flags
-from workbench.storage import Storage
+from workbench.storage import Storage, shared_storage
 
 MANIFEST_NAME = "manifest.parquet"
 COVERAGE_NAME = "coverage.parquet"
-_META_FIELDS = [f.name for f in dataclasses.fields(ImageMetadata)]
 _PIXEL_FIELDS = ("sharpness", "textured_cells", "brightness", "dark_fraction", "bright_fraction")
 
 
@@ -77,22 +76,12 @@ def coverage_key(org: str, project: str) -> str:
     return layout.parquet_key("coverage", org, project, COVERAGE_NAME)
 
 
-_STORAGE_BY_SETTINGS: dict[Settings, Storage] = {}
-
-
-def _worker_storage(settings: Settings) -> Storage:
-    """One S3 client per worker process and settings (clients are thread-safe and costly to create)."""
-    if settings not in _STORAGE_BY_SETTINGS:
-        _STORAGE_BY_SETTINGS[settings] = Storage(settings)
-    return _STORAGE_BY_SETTINGS[settings]
-
-
 def read_images(settings: Settings, org: str, project: str, items: Sequence[tuple[str, int, str]], pixels: bool) -> list[dict[str, Any]]:
     """Read one batch of ``(key, size, etag)``: metadata, and with ``pixels`` the pixel checks and thumbnail.
 
     Runs on a Dask worker. Failures become a row's ``error``, never an exception.
     """
-    storage = _worker_storage(settings)
+    storage = shared_storage(settings)
     rows = []
     for key, size, etag in items:
         parsed = layout.parse_key(key)
@@ -138,11 +127,6 @@ def _pixel_stats(row: dict[str, Any]) -> PixelStats | None:
                       row.get("dark_fraction") or 0.0, row.get("bright_fraction") or 0.0, b"")
 
 
-def _metadata(row: dict[str, Any]) -> ImageMetadata:
-    values: dict[str, Any] = {name: row.get(name) for name in _META_FIELDS}
-    return ImageMetadata(**values)
-
-
 def assess(rows: list[dict[str, Any]], thresholds: Thresholds) -> list[dict[str, Any]]:
     """Add QA flags, reasons, usability and lon/lat footprints to rows; return per-flight coverage rows."""
     by_flight: dict[str, list[int]] = defaultdict(list)
@@ -150,7 +134,7 @@ def assess(rows: list[dict[str, Any]], thresholds: Thresholds) -> list[dict[str,
         by_flight[row["flight"]].append(i)
     coverage_rows = []
     for flight, indices in sorted(by_flight.items()):
-        metas = [_metadata(rows[i]) for i in indices]
+        metas = [ImageMetadata.from_row(rows[i]) for i in indices]
         across = flight_flags(metas, thresholds)
         polygons, crs = fp.footprints(metas)
         for i, meta, flags, polygon in zip(indices, metas, across, polygons):
@@ -225,12 +209,10 @@ def _run_batches(settings: Settings, org: str, project: str, batches: list[list[
         return []
     from distributed import as_completed
 
-    from workbench.cluster import local_client
+    from workbench.cluster import ensure_client
 
-    owned = client is None
-    client = client or local_client(n_workers=workers)
-    try:
-        futures = client.map(read_images, [settings] * len(batches), [org] * len(batches), [project] * len(batches),
+    with ensure_client(client, workers) as active:
+        futures = active.map(read_images, [settings] * len(batches), [org] * len(batches), [project] * len(batches),
                              batches, [pixels] * len(batches), pure=False)
         rows: list[dict[str, Any]] = []
         total = sum(len(b) for b in batches)
@@ -240,10 +222,4 @@ def _run_batches(settings: Settings, org: str, project: str, batches: list[list[
                 rows.extend(batch_rows)
                 bar.update(len(batch_rows))
         return rows
-    finally:
-        if owned:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None:
-                cluster.close()
 

@@ -71,6 +71,12 @@ class ImageMetadata:
             return None
         return math.degrees(2 * math.atan(self.sensor_width_mm / (2 * self.focal_length_mm)))
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ImageMetadata:
+        """Rebuild from a manifest row (other columns are ignored)."""
+        values: dict[str, Any] = {field.name: row.get(field.name) for field in dataclasses.fields(cls)}
+        return cls(**values)
+
     def to_row(self) -> dict[str, Any]:
         """A flat dict for tables (includes the derived field of view)."""
         row = dataclasses.asdict(self)

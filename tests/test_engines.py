@@ -1,0 +1,144 @@
+"""Engines: run records, atomic publishing, reruns, and the quicklook orthomosaic against the known truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+from workbench import layout
+from workbench.engines.cog import report
+from workbench.engines.quicklook import QuicklookEngine
+from workbench.engines.runs import EngineError, RunRecord, latest, run_engine
+from workbench.errors import WorkbenchError
+from workbench.imagery.ingest import ingest
+from workbench.storage import Storage
+from workbench.synthetic import Survey, mosaic_offset, write_survey
+from workbench.transfer import upload_folder
+
+SURVEY = Survey()
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    from workbench.cluster import local_client
+
+    client = local_client(n_workers=1, threads_per_worker=4)
+    yield client
+    cluster = client.cluster
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def project(s3_server, tmp_path_factory, dask_client) -> Storage:
+    storage = Storage(s3_server.settings.with_(bucket="engines"))
+    storage.ensure_bucket()
+    folder = tmp_path_factory.mktemp("survey")
+    write_survey(folder, SURVEY, flawed=True)
+    flight = layout.new_id(SURVEY.start)
+    upload_folder(storage, folder, lambda p: layout.raw_key("org", "site", flight, p.name), progress=False)
+    ingest(storage, "org", "site", client=dask_client, progress=False)
+    return storage
+
+
+@pytest.fixture(scope="module")
+def quicklook_run(project: Storage, dask_client) -> RunRecord:
+    return run_engine(project, "org", "site", QuicklookEngine(), client=dask_client, progress=False, reporter=report)
+
+
+def test_quicklook_publishes_a_valid_cog_with_a_report(project: Storage, quicklook_run: RunRecord, tmp_path: Path) -> None:
+    assert quicklook_run.status == "completed" and len(quicklook_run.inputs) == 18  # the 2 flawed images excluded
+    [product] = quicklook_run.products
+    assert product["name"] == "ortho.tif"
+    local = tmp_path / "ortho.tif"
+    local.write_bytes(project.get_bytes(product["key"]))
+    valid, errors, _ = cog_validate(str(local))
+    assert valid, errors
+    with rasterio.open(local) as src:
+        assert src.crs.to_epsg() == 32737  # native UTM, not web mercator
+        assert src.count == 4 and src.colorinterp[-1].name == "alpha" and src.overviews(1)
+        assert src.res[0] == pytest.approx(SURVEY.camera.gsd(SURVEY.altitude))
+    stored_report = json.loads(project.get_bytes(product["key"] + ".report.json"))
+    assert stored_report["crs"] == "EPSG:32737" and stored_report["coverage_m2"] > 15000
+
+
+def test_quicklook_geometric_error_against_the_truth(project: Storage, quicklook_run: RunRecord, tmp_path: Path) -> None:
+    local = tmp_path / "ortho.tif"
+    local.write_bytes(project.get_bytes(quicklook_run.products[0]["key"]))
+    east, north = mosaic_offset(local, SURVEY)
+    gsd = SURVEY.camera.gsd(SURVEY.altitude)
+    assert abs(east) <= gsd and abs(north) <= gsd  # within one pixel (7.5 cm) of where the scene really is
+
+
+def test_run_record_and_latest_pointer(project: Storage, quicklook_run: RunRecord) -> None:
+    record = json.loads(project.get_bytes(layout.product_key("org", "site", quicklook_run.run, "run.json")))
+    assert record["status"] == "completed" and record["engine"] == "quicklook"
+    assert {i["key"] for i in record["inputs"]} and all(i["etag"] for i in record["inputs"])
+    assert record["versions"]["gdal"] and record["seconds"] > 0 and record["products"][0]["size"] > 0
+    assert latest(project, "org", "site")["run"] == quicklook_run.run
+
+
+def test_same_inputs_and_options_are_not_run_again(project: Storage, quicklook_run: RunRecord, dask_client) -> None:
+    again = run_engine(project, "org", "site", QuicklookEngine(), client=dask_client, progress=False)
+    assert again.reused and again.run == quicklook_run.run
+
+
+class Exploding(QuicklookEngine):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def process(self, storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], workdir: Path,
+                client: Any, progress: bool) -> dict[str, Path]:
+        (workdir / "half.tif").write_bytes(b"partial")
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "status"), [(EngineError("boom", ["line 1", "last line"]), "failed"),
+                                               (KeyboardInterrupt(), "canceled")])
+def test_failed_or_canceled_runs_leave_latest_untouched(project: Storage, quicklook_run: RunRecord, error, status) -> None:
+    before = latest(project, "org", "site")["run"]
+    with pytest.raises(type(error)):
+        run_engine(project, "org", "site", Exploding(error), {"resolution": 0.5}, progress=False)
+    runs = layout.runs_between(project, "org", "site", layout.id_time(before), layout.id_time(layout.new_id()))
+    failed = json.loads(project.get_bytes(layout.product_key("org", "site", runs[-1], "run.json")))
+    assert failed["status"] == status and failed["error"]
+    if status == "failed":
+        assert failed["output_tail"] == ["line 1", "last line"]
+    assert not any(o.key.endswith("half.tif") for o in project.list(layout.runs_prefix("org", "site")))
+    assert latest(project, "org", "site")["run"] == before
+
+
+def test_bad_options_and_too_few_images(project: Storage, s3_server) -> None:
+    with pytest.raises(WorkbenchError, match="unknown quicklook option 'colour'"):
+        run_engine(project, "org", "site", QuicklookEngine(), {"colour": "red"}, progress=False)
+    with pytest.raises(WorkbenchError, match="must be a float"):
+        run_engine(project, "org", "site", QuicklookEngine(), {"resolution": "fine"}, progress=False)
+    with pytest.raises(WorkbenchError, match="no manifest"):
+        run_engine(project, "org", "elsewhere", QuicklookEngine(), progress=False)
+    with pytest.raises(WorkbenchError, match="needs at least 50"):
+        run_engine(project, "org", "site", QuicklookEngine(), progress=False, min_images=50)
+
+
+def test_images_without_gps_cannot_be_placed(s3_server, tmp_path: Path, dask_client) -> None:
+    import io
+
+    from PIL import Image
+
+    storage = Storage(s3_server.settings.with_(bucket="engines-nogps"))
+    storage.ensure_bucket()
+    flight = layout.new_id()
+    for i in range(3):
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 48), (i * 40, 100, 100)).save(buffer, "JPEG")
+        storage.put_bytes(layout.raw_key("org", "nogps", flight, f"IMG_{i}.JPG"), buffer.getvalue())
+    ingest(storage, "org", "nogps", client=dask_client, progress=False)
+    with pytest.raises(EngineError, match="cannot place any"):
+        run_engine(storage, "org", "nogps", QuicklookEngine(), include_flagged=True, client=dask_client, progress=False)
+    [run] = layout.runs_between(storage, "org", "nogps", layout.id_time(flight), layout.id_time(layout.new_id()))
+    assert json.loads(storage.get_bytes(layout.product_key("org", "nogps", run, "run.json")))["status"] == "failed"
+    assert latest(storage, "org", "nogps") is None

@@ -1,0 +1,1 @@
+"""Processing engines: images in the bucket in, products in the bucket out."""

@@ -1,0 +1,161 @@
+"""The ``quicklook`` engine: an orthomosaic in seconds from metadata alone (no photogrammetry).
+
+Each image is projected to flat ground from its position, relative altitude, field of view, yaw and
+pitch (the same camera model as the footprints), on Dask, one task per image, into the flight's UTM
+zone. For every ground pixel the mosaic keeps the image whose nadir point is nearest. Areas no image
+sees are transparent (alpha band). It is a PREVIEW: GPS error (metres on consumer drones), terrain
+relief, lens distortion and roll are not corrected, so seams and offsets are expected.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from PIL import Image
+from pyproj import Transformer
+from rasterio.transform import from_origin
+from tqdm.auto import tqdm
+
+from workbench.config import Settings
+from workbench.engines.cog import write_cog
+from workbench.engines.runs import EngineError
+from workbench.errors import WorkbenchError
+from workbench.imagery import footprint as fp
+from workbench.imagery.metadata import ImageMetadata
+from workbench.storage import Storage, shared_storage
+
+OPTIONS: dict[str, type] = {"resolution": float, "max_size": int}
+DEFAULT_MAX_SIZE = 4000  # pixels along the mosaic's longer side, when no resolution is given
+
+
+def _ground_sample_distance(meta: ImageMetadata) -> float:
+    return meta.relative_altitude * meta.sensor_width_mm / (meta.focal_length_mm * meta.width)  # type: ignore[operator]
+
+
+def project_image(settings: Settings, camera: dict[str, Any], grid: dict[str, Any]) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Project one image onto its window of the mosaic grid; return (row, col, rgb, distance to nadir).
+
+    Runs on a Dask worker. The JPEG is decoded at the coarsest libjpeg scale still finer than the grid.
+    """
+    data = shared_storage(settings).get_bytes(camera["key"])
+    image = Image.open(io.BytesIO(data))
+    scale = 1
+    while scale < 8 and camera["gsd"] * scale * 2 <= grid["resolution"]:
+        scale *= 2
+    image.draft("RGB", (camera["width"] // scale, camera["height"] // scale))
+    pixels = np.asarray(image.convert("RGB"))
+    height, width = pixels.shape[:2]
+    focal_px = camera["focal_px"] * width / camera["width"]
+    row0, col0, rows, cols = camera["window"]
+    res = grid["resolution"]
+    xs = grid["left"] + (col0 + np.arange(cols) + 0.5) * res - camera["east"]
+    ys = grid["top"] - (row0 + np.arange(rows) + 0.5) * res - camera["north"]
+    dx, dy = np.meshgrid(xs, ys)
+    forward, up, right = fp.camera_axes(camera["yaw"], camera["pitch"])
+    dz = -camera["altitude"]
+    depth = dx * forward[0] + dy * forward[1] + dz * forward[2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = width / 2 + focal_px * (dx * right[0] + dy * right[1] + dz * right[2]) / depth
+        v = height / 2 - focal_px * (dx * up[0] + dy * up[1] + dz * up[2]) / depth
+    seen = (depth > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    rgb = np.zeros((rows, cols, 3), dtype=np.uint8)
+    rgb[seen] = pixels[v[seen].astype(int), u[seen].astype(int)]
+    distance = np.where(seen, np.hypot(dx, dy), np.inf).astype(np.float32)
+    return row0, col0, rgb, distance
+
+
+class QuicklookEngine:
+    """See the module docstring."""
+
+    name = "quicklook"
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Known options: ``resolution`` (metres per pixel) and ``max_size`` (pixels, longer side)."""
+        checked: dict[str, Any] = {}
+        for name, value in options.items():
+            if name not in OPTIONS:
+                raise WorkbenchError(f"unknown quicklook option {name!r}: known options are {', '.join(OPTIONS)}")
+            try:
+                checked[name] = OPTIONS[name](value)
+            except (TypeError, ValueError):
+                raise WorkbenchError(f"quicklook option {name} must be a {OPTIONS[name].__name__}, got {value!r}") from None
+            if checked[name] <= 0:
+                raise WorkbenchError(f"quicklook option {name} must be positive, got {value!r}")
+        return checked
+
+    def versions(self) -> dict[str, str]:
+        """The libraries the mosaic depends on."""
+        import workbench
+
+        return {"workbench": workbench.__version__, "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__}
+
+    def process(self, storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], workdir: Path,
+                client: Any, progress: bool) -> dict[str, Path]:
+        """Project every image with a field of view onto one UTM grid; write ``ortho.tif`` (a COG)."""
+        metas = [ImageMetadata.from_row(row) for row in inputs]
+        polygons, crs = fp.footprints(metas)
+        usable = [(row, meta, poly) for row, meta, poly in zip(inputs, metas, polygons) if poly is not None]
+        if not usable or crs is None:
+            raise EngineError("no image has a GPS position, relative altitude and field of view: quicklook cannot place any")
+        left = min(p.bounds[0] for _, _, p in usable)
+        bottom = min(p.bounds[1] for _, _, p in usable)
+        right = max(p.bounds[2] for _, _, p in usable)
+        top = max(p.bounds[3] for _, _, p in usable)
+        extent = max(right - left, top - bottom)
+        resolution = options.get("resolution") or max(
+            float(np.median([_ground_sample_distance(m) for _, m, _ in usable])),
+            extent / options.get("max_size", DEFAULT_MAX_SIZE))
+        width, height = math.ceil((right - left) / resolution), math.ceil((top - bottom) / resolution)
+        grid = {"left": left, "top": top, "resolution": resolution}
+        to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        cameras = []
+        for row, meta, polygon in usable:
+            east, north = to_utm.transform(meta.lon, meta.lat)
+            minx, miny, maxx, maxy = polygon.bounds
+            col0, row0 = max(0, int((minx - left) / resolution)), max(0, int((top - maxy) / resolution))
+            col1, row1 = min(width, math.ceil((maxx - left) / resolution)), min(height, math.ceil((top - miny) / resolution))
+            yaw, pitch = fp.camera_angles(meta)
+            cameras.append({
+                "key": row["key"], "east": east, "north": north, "altitude": meta.relative_altitude, "yaw": yaw,
+                "pitch": pitch, "width": meta.width, "height": meta.height, "gsd": _ground_sample_distance(meta),
+                "focal_px": meta.focal_length_mm / meta.sensor_width_mm * meta.width,  # type: ignore[operator]
+                "window": (row0, col0, row1 - row0, col1 - col0),
+            })
+        mosaic = np.zeros((height, width, 3), dtype=np.uint8)
+        nearest = np.full((height, width), np.inf, dtype=np.float32)
+        self._mosaic(storage.settings, cameras, grid, mosaic, nearest, client, progress)
+        alpha = np.where(np.isfinite(nearest), 255, 0).astype(np.uint8)
+        raw = workdir / "ortho-raw.tif"
+        profile = {"driver": "GTiff", "width": width, "height": height, "count": 4, "dtype": "uint8", "crs": crs.to_wkt(),
+                   "transform": from_origin(left, top, resolution, resolution), "tiled": True, "blockxsize": 512,
+                   "blockysize": 512, "compress": "deflate"}
+        with rasterio.open(raw, "w", **profile) as dst:
+            dst.write(np.moveaxis(mosaic, -1, 0), [1, 2, 3])
+            dst.write(alpha, 4)
+            dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
+                               rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.alpha]
+        return {"ortho.tif": write_cog(raw, workdir / "ortho.tif")}
+
+    @staticmethod
+    def _mosaic(settings: Settings, cameras: list[dict[str, Any]], grid: dict[str, Any], mosaic: np.ndarray,
+                nearest: np.ndarray, client: Any, progress: bool) -> None:
+        from distributed import as_completed
+
+        from workbench.cluster import ensure_client
+
+        with ensure_client(client) as active:
+            futures = active.map(project_image, [settings] * len(cameras), cameras, [grid] * len(cameras), pure=False)
+            with tqdm(total=len(futures), desc="quicklook", unit="img", disable=not progress) as bar:
+                for future in as_completed(futures):
+                    row0, col0, rgb, distance = future.result()
+                    window = (slice(row0, row0 + rgb.shape[0]), slice(col0, col0 + rgb.shape[1]))
+                    closer = distance < nearest[window]
+                    nearest[window][closer] = distance[closer]
+                    mosaic[window][closer] = rgb[closer]
+                    future.release()
+                    bar.update(1)

@@ -1,0 +1,201 @@
+"""Processing runs: inputs from the manifest, a run record, and atomic publishing of products.
+
+Every run gets a UUIDv7 and writes ``products/{run}/run.json`` when it starts and when it ends. Products
+are uploaded under ``products/{run}/`` and verified (size and checksum) before the project's
+``products/latest.json`` pointer moves to the run, last: a crashed or cancelled run never leaves a
+half-published product where users look. A run with the same engine, options and inputs (keys and
+ETags) as the latest one is not run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from workbench import layout
+from workbench.checksums import local_etag
+from workbench.errors import IntegrityError, NotFoundError, WorkbenchError
+from workbench.imagery.ingest import manifest_key
+from workbench.imagery.manifest import read_table
+from workbench.storage import Storage
+from workbench.transfer import upload_file
+
+RUN_RECORD = "run.json"
+REPORT_SUFFIX = ".report.json"
+
+
+class EngineError(WorkbenchError):
+    """An engine failed; ``output`` holds the last lines it printed."""
+
+    def __init__(self, message: str, output: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.output = output or []
+
+
+class Engine(Protocol):
+    """Turns input images into product files in a local folder."""
+
+    name: str
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Validate options (refuse unknown names and bad values); return them normalised."""
+        ...
+
+    def versions(self) -> dict[str, str]:
+        """Software versions that shape the products."""
+        ...
+
+    def process(self, storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], workdir: Path,
+                client: Any, progress: bool) -> dict[str, Path]:
+        """Build the products from manifest rows ``inputs``; return ``{product name: local file}``."""
+        ...
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """What ``run.json`` holds."""
+
+    run: str
+    org: str
+    project: str
+    engine: str
+    options: dict[str, Any]
+    inputs: list[dict[str, Any]]
+    fingerprint: str
+    versions: dict[str, str]
+    status: str = "running"  # running | completed | failed | canceled
+    started_at: str = ""
+    finished_at: str | None = None
+    seconds: float | None = None
+    error: str | None = None
+    output_tail: list[str] = dataclasses.field(default_factory=list)
+    products: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    reused: bool = False
+
+    def key(self) -> str:
+        """Where this record lives."""
+        return layout.product_key(self.org, self.project, self.run, RUN_RECORD)
+
+    def to_json(self) -> bytes:
+        """The record as JSON bytes (``reused`` is not stored)."""
+        data = dataclasses.asdict(self)
+        data.pop("reused")
+        return json.dumps(data, indent=2, default=str).encode()
+
+
+def fingerprint(engine: str, options: dict[str, Any], inputs: list[dict[str, Any]]) -> str:
+    """What makes two runs the same: engine, options, and input keys with their ETags."""
+    body = json.dumps({"engine": engine, "options": options,
+                       "inputs": sorted((i["key"], i["etag"]) for i in inputs)}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def select_inputs(storage: Storage, org: str, project: str, include_flagged: bool = False) -> list[dict[str, Any]]:
+    """Manifest rows to process: usable images (all readable ones with ``include_flagged``)."""
+    table = read_table(storage, manifest_key(org, project))
+    if table is None:
+        raise WorkbenchError(f"project {org}/{project} has no manifest yet: run `workbench ingest` first")
+    rows = table.to_pylist()
+    if include_flagged:
+        return [r for r in rows if "unreadable" not in r["flags"]]
+    return [r for r in rows if r["usable"]]
+
+
+def read_record(storage: Storage, key: str) -> dict[str, Any] | None:
+    """A JSON object stored at ``key``, or None."""
+    try:
+        return json.loads(storage.get_bytes(key))
+    except NotFoundError:
+        return None
+
+
+def latest(storage: Storage, org: str, project: str) -> dict[str, Any] | None:
+    """The run record the project's ``latest`` pointer names, or None."""
+    pointer = read_record(storage, layout.latest_key(org, project))
+    return read_record(storage, layout.product_key(org, project, pointer["run"], RUN_RECORD)) if pointer else None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _publish(storage: Storage, record: RunRecord, files: dict[str, Path], reports: dict[str, dict[str, Any]]) -> None:
+    for name, path in sorted(files.items()):
+        key = layout.product_key(record.org, record.project, record.run, name)
+        result = upload_file(storage, path, key, existing=None)
+        stored = storage.head(key)
+        if stored.size != path.stat().st_size or stored.etag != local_etag(path):
+            raise IntegrityError(f"product {name} did not verify after upload")
+        entry = {"name": name, "key": key, "size": stored.size, "etag": result.etag}
+        if name in reports:
+            report_key = layout.product_key(record.org, record.project, record.run, name + REPORT_SUFFIX)
+            storage.put_bytes(report_key, json.dumps(reports[name], indent=2).encode(), content_type="application/json")
+            entry["report"] = reports[name]
+        record.products.append(entry)
+
+
+def run_engine(
+    storage: Storage,
+    org: str,
+    project: str,
+    engine: Engine,
+    options: dict[str, Any] | None = None,
+    *,
+    include_flagged: bool = False,
+    min_images: int = 2,
+    client: Any = None,
+    progress: bool = True,
+    reporter: Callable[[Path], dict[str, Any]] | None = None,
+) -> RunRecord:
+    """Run ``engine`` on the project's images and publish its products (see the module docstring)."""
+    checked = engine.check_options(dict(options or {}))
+    inputs = select_inputs(storage, org, project, include_flagged)
+    if len(inputs) < min_images:
+        raise WorkbenchError(f"{len(inputs)} usable image(s) in {org}/{project}: the {engine.name} engine needs at least {min_images}")
+    print_inputs = [{"key": r["key"], "etag": r["etag"]} for r in inputs]
+    stamp = fingerprint(engine.name, checked, print_inputs)
+    previous = latest(storage, org, project)
+    if previous and previous.get("fingerprint") == stamp and previous.get("status") == "completed":
+        record = RunRecord(**{k: v for k, v in previous.items() if k in {f.name for f in dataclasses.fields(RunRecord)}})
+        record.reused = True
+        return record
+    record = RunRecord(run=layout.new_id(), org=org, project=project, engine=engine.name, options=checked,
+                       inputs=print_inputs, fingerprint=stamp,
+                       versions={"python": platform.python_version(), **engine.versions()}, started_at=_now())
+    storage.put_bytes(record.key(), record.to_json(), content_type="application/json")
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"workbench-{engine.name}-") as scratch:
+            files = engine.process(storage, inputs, checked, Path(scratch), client, progress)
+            reports = {name: reporter(path) for name, path in files.items() if reporter and path.suffix == ".tif"}
+            _publish(storage, record, files, reports)
+    except KeyboardInterrupt:
+        _finish(storage, record, started, "canceled", "canceled by the user")
+        raise
+    except EngineError as exc:
+        record.output_tail = exc.output[-50:]
+        _finish(storage, record, started, "failed", str(exc))
+        raise
+    except Exception as exc:
+        _finish(storage, record, started, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(storage, record, started, "completed", None)
+    storage.put_bytes(layout.latest_key(org, project),
+                      json.dumps({"run": record.run, "engine": engine.name, "published_at": record.finished_at}).encode(),
+                      content_type="application/json")
+    return record
+
+
+def _finish(storage: Storage, record: RunRecord, started: float, status: str, error: str | None) -> None:
+    record.status, record.error = status, error
+    record.finished_at = _now()
+    record.seconds = round(time.perf_counter() - started, 3)
+    storage.put_bytes(record.key(), record.to_json(), content_type="application/json")
