@@ -155,26 +155,35 @@ def run_engine(
     progress: bool = True,
     reporter: Callable[[Path], dict[str, Any]] | None = None,
 ) -> RunRecord:
-    """Run ``engine`` on the project's images and publish its products (see the module docstring)."""
-    checked = engine.check_options(dict(options or {}))
-    inputs = select_inputs(storage, org, project, include_flagged)
-    if len(inputs) < min_images:
-        raise WorkbenchError(f"{len(inputs)} usable image(s) in {org}/{project}: the {engine.name} engine needs at least {min_images}")
-    print_inputs = [{"key": r["key"], "etag": r["etag"]} for r in inputs]
-    stamp = fingerprint(engine.name, checked, print_inputs)
-    previous = latest(storage, org, project)
-    if previous and previous.get("fingerprint") == stamp and previous.get("status") == "completed":
-        record = RunRecord(**{k: v for k, v in previous.items() if k in {f.name for f in dataclasses.fields(RunRecord)}})
-        record.reused = True
-        return record
-    record = RunRecord(run=layout.new_id(), org=org, project=project, engine=engine.name, options=checked,
-                       inputs=print_inputs, fingerprint=stamp,
-                       versions={"python": platform.python_version(), **engine.versions()}, started_at=_now())
-    storage.put_bytes(record.key(), record.to_json(), content_type="application/json")
+    """Run ``engine`` on the project's images and publish its products (see the module docstring).
+
+    Every failure after the arguments are known, setup included (unknown options, an unreachable node,
+    too few images), leaves a run record with status ``failed``.
+    """
     started = time.perf_counter()
+    record = RunRecord(run=layout.new_id(), org=org, project=project, engine=engine.name, options=dict(options or {}),
+                       inputs=[], fingerprint="", versions={"python": platform.python_version()}, started_at=_now())
+    try:
+        record.options = engine.check_options(dict(options or {}))
+        inputs = select_inputs(storage, org, project, include_flagged)
+        if len(inputs) < min_images:
+            raise WorkbenchError(f"{len(inputs)} usable image(s) in {org}/{project}: "
+                                 f"the {engine.name} engine needs at least {min_images}")
+        record.inputs = [{"key": r["key"], "etag": r["etag"]} for r in inputs]
+        record.fingerprint = fingerprint(engine.name, record.options, record.inputs)
+        previous = latest(storage, org, project)
+        if previous and previous.get("fingerprint") == record.fingerprint and previous.get("status") == "completed":
+            reused = RunRecord(**{k: v for k, v in previous.items() if k in {f.name for f in dataclasses.fields(RunRecord)}})
+            reused.reused = True
+            return reused
+        record.versions.update(engine.versions())
+    except WorkbenchError as exc:
+        _finish(storage, record, started, "failed", str(exc))
+        raise
+    storage.put_bytes(record.key(), record.to_json(), content_type="application/json")
     try:
         with tempfile.TemporaryDirectory(prefix=f"workbench-{engine.name}-") as scratch:
-            files = engine.process(storage, inputs, checked, Path(scratch), client, progress)
+            files = engine.process(storage, inputs, record.options, Path(scratch), client, progress)
             reports = {name: reporter(path) for name, path in files.items() if reporter and path.suffix == ".tif"}
             _publish(storage, record, files, reports)
     except KeyboardInterrupt:
