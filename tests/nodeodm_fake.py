@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 OPTIONS = [
@@ -41,6 +41,11 @@ FAILED_LINES = ["[INFO]    Running OpenSfM", "[ERROR]   Not enough features: the
                 "ODM app finished - Tue Nov 24 2026"]
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        """No access log: tests read stderr."""
+
+
 class FakeNodeODM:
     """``with FakeNodeODM(outputs_dir, token="...") as url:`` a node at ``url`` until the block ends."""
 
@@ -54,7 +59,7 @@ class FakeNodeODM:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.uploads = 0
         self.lock = threading.Lock()
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> str:

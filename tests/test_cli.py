@@ -95,6 +95,35 @@ def test_ingest_command(config_file: Path, tmp_path: Path, capsys) -> None:
     assert_one_line_error(code, err, "scheduler address")
 
 
+def test_process_command_quicklook_and_odm(config_file: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    from tests.nodeodm_fake import FakeNodeODM
+    from tests.test_odm import OUTPUTS
+
+    write_survey(tmp_path / "imgs", Survey(lines=2, shots_per_line=3, camera=Camera(width=300, height=200)))
+    run(capsys, "upload", str(tmp_path / "imgs"), "--org", "hot", "--project", "proc", "--no-progress")
+    run(capsys, "ingest", "--org", "hot", "--project", "proc", "--workers", "1", "--no-progress")
+    code, out, _ = run(capsys, "process", "--org", "hot", "--project", "proc", "--no-progress")
+    assert code == 0 and "(quicklook): completed, 6 images" in out and "ortho.tif" in out and "EPSG:32737" in out
+    code, out, _ = run(capsys, "process", "--org", "hot", "--project", "proc", "--no-progress")
+    assert code == 0 and "unchanged inputs and options: kept" in out
+    code, _, err = run(capsys, "process", "--org", "hot", "--project", "proc", "--option", "sharpen=yes")
+    assert_one_line_error(code, err, "unknown quicklook option 'sharpen'")
+    code, _, err = run(capsys, "process", "--org", "hot", "--project", "proc", "--engine", "odm")
+    assert_one_line_error(code, err, "needs --node")
+    if not OUTPUTS.is_dir():
+        pytest.skip(f"real NodeODM outputs not available: {OUTPUTS} is absent")
+    monkeypatch.setenv("WORKBENCH_NODE_TOKEN", "tok")
+    with FakeNodeODM(OUTPUTS, token="tok") as url:
+        code, out, _ = run(capsys, "process", "--org", "hot", "--project", "proc", "--engine", "odm", "--node", url,
+                           "--option", "orthophoto-resolution=3", "--no-progress")
+        assert code == 0 and "(odm): completed" in out and "dsm.tif" not in out and "points.laz" in out
+        code, _, err = run(capsys, "process", "--org", "hot", "--project", "proc", "--engine", "odm", "--node", url,
+                           "--option", "orthophoto_resolution=3")
+        assert_one_line_error(code, err, "did you mean 'orthophoto-resolution'")
+    code, _, err = run(capsys, "process", "--org", "hot", "--project", "proc", "--engine", "odm", "--node", "http://127.0.0.1:9")
+    assert_one_line_error(code, err, "cannot use the node")
+
+
 def test_missing_folder_and_empty_folder(config_file: Path, tmp_path: Path, capsys) -> None:
     code, _, err = run(capsys, "upload", str(tmp_path / "nope"), "--org", "o", "--project", "p")
     assert_one_line_error(code, err, "is not a folder")
@@ -175,6 +204,7 @@ def test_demo_command_prints_the_summary() -> None:
     assert done.returncode == 0, done.stderr
     assert "20 uploaded" in done.stdout and "GET (1 h)" in done.stdout and "X-Amz-Signature=" in done.stdout
     assert "18 usable; flags: 1 blurry, 1 not_nadir" in done.stdout and "SYN_OBLIQUE.JPG: gimbal pitch -10.0" in done.stdout
+    assert "quicklook   ortho.tif" in done.stdout and "EPSG:32737" in done.stdout and "ortho (1 h)" in done.stdout
     assert "lifecycle   applied" in done.stdout and "CORS        applied" in done.stdout
     assert _no_weed_left(before)
 

@@ -142,3 +142,18 @@ def test_images_without_gps_cannot_be_placed(s3_server, tmp_path: Path, dask_cli
     [run] = layout.runs_between(storage, "org", "nogps", layout.id_time(flight), layout.id_time(layout.new_id()))
     assert json.loads(storage.get_bytes(layout.product_key("org", "nogps", run, "run.json")))["status"] == "failed"
     assert latest(storage, "org", "nogps") is None
+
+
+def test_a_run_that_died_after_publishing_is_reconciled_from_the_bucket(project: Storage, quicklook_run: RunRecord) -> None:
+    from workbench.engines.runs import reconcile
+
+    run = layout.new_id()
+    record = {**json.loads(project.get_bytes(quicklook_run.key())), "run": run, "status": "running", "products": [],
+              "finished_at": None}
+    project.put_bytes(layout.product_key("org", "site", run, "run.json"), json.dumps(record).encode())
+    assert reconcile(project, "org", "site", run)["status"] == "running"  # nothing stored yet: still running
+    project.copy(quicklook_run.products[0]["key"], layout.product_key("org", "site", run, "ortho.tif"))
+    project.copy(quicklook_run.products[0]["key"] + ".report.json", layout.product_key("org", "site", run, "ortho.tif.report.json"))
+    settled = reconcile(project, "org", "site", run)
+    assert settled["status"] == "completed" and [p["name"] for p in settled["products"]] == ["ortho.tif"]
+    assert latest(project, "org", "site")["run"] == run

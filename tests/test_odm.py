@@ -61,10 +61,10 @@ def last_record(storage: Storage) -> dict:
 
 def test_success_publishes_cogs_and_the_point_cloud(project: Storage, outputs_dir: Path, tmp_path: Path) -> None:
     with FakeNodeODM(outputs_dir, token="s3cret") as url:
-        odm = engine(url, token="s3cret", parallel_uploads=2)
+        odm = engine(url, token="s3cret", preset="high", parallel_uploads=2)
         record = run_engine(project, "org", "odm", odm, {"orthophoto-resolution": 5}, progress=False, reporter=report)
     assert record.status == "completed" and record.versions["node"] == "2.2.3"
-    assert record.options["fast-orthophoto"] is True and record.options["orthophoto-resolution"] == 5.0
+    assert record.options["dtm"] is True and record.options["orthophoto-resolution"] == 5.0
     names = {p["name"] for p in record.products}
     assert names == {"ortho.tif", "dsm.tif", "dtm.tif", "points.laz"}
     ortho = next(p for p in record.products if p["name"] == "ortho.tif")
@@ -83,6 +83,7 @@ def test_dropped_uploads_are_retried(project: Storage, outputs_dir: Path) -> Non
     with FakeNodeODM(outputs_dir, drop_uploads=True) as url:
         record = run_engine(project, "org", "odm", engine(url, preset="standard"), progress=False)
     assert record.status == "completed" and not record.reused
+    assert {p["name"] for p in record.products} == {"ortho.tif", "dsm.tif", "points.laz"}  # standard: a DSM, no DTM
 
 
 @pytest.mark.parametrize(

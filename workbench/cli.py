@@ -110,6 +110,50 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise WorkbenchError(f"option {pair!r} must look like name=value")
+        options[name] = yaml.safe_load(text) if text else ""
+    return options
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from workbench.cluster import get_client
+    from workbench.engines.cog import report
+    from workbench.engines.runs import run_engine
+
+    layout.project_prefix(args.org, args.project)  # validates org and project before any request
+    options = _parse_options(args.option)
+    if args.engine == "odm":
+        from workbench.engines.odm import OdmEngine
+
+        if not args.node:
+            raise WorkbenchError("the odm engine needs --node http(s)://host:port (token: $WORKBENCH_NODE_TOKEN)")
+        engine: Any = OdmEngine(args.node, token=os.environ.get("WORKBENCH_NODE_TOKEN", ""), preset=args.preset)
+    else:
+        from workbench.engines.quicklook import QuicklookEngine
+
+        engine = QuicklookEngine()
+    storage = _storage(args)
+    client = None if args.cluster == "local" or args.engine == "odm" else get_client(args.cluster)
+    try:
+        record = run_engine(storage, args.org, args.project, engine, options, include_flagged=args.include_flagged,
+                            client=client, progress=not args.no_progress, reporter=report)
+    finally:
+        if client is not None:
+            client.close()
+    state = "unchanged inputs and options: kept" if record.reused else record.status
+    print(f"run {record.run} ({record.engine}): {state}, {len(record.inputs)} images")
+    for product in record.products:
+        extra = product.get("report") or {}
+        detail = f", {extra['crs']}, {extra['resolution_m'][0] * 100:.1f} cm/px, {extra['coverage_m2'] / 1e4:.2f} ha" if extra else ""
+        print(f"  {product['name']:<12} {_human(product['size']):>10}{detail}  {storage.url(product['key'])}")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     storage = _storage(args)
     count = total = 0
@@ -238,6 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--no-pixels", action="store_true", help="metadata only (<=128 KiB read per image): no blur, "
                      "exposure or thumbnails")
     ing.add_argument("--no-progress", action="store_true")
+
+    proc = command("process", cmd_process, "build an orthomosaic (and DEMs) from a project's usable images")
+    proc.add_argument("--org", required=True)
+    proc.add_argument("--project", required=True)
+    proc.add_argument("--engine", choices=["quicklook", "odm"], default="quicklook")
+    proc.add_argument("--node", help="odm: NodeODM/ClusterODM URL; the token comes from $WORKBENCH_NODE_TOKEN")
+    proc.add_argument("--preset", default="fast-orthophoto", choices=["fast-orthophoto", "standard", "high"],
+                      help="odm: option preset (default fast-orthophoto)")
+    proc.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                      help="engine option, repeatable (odm: checked against the node's /options; quicklook: "
+                           "resolution, max_size)")
+    proc.add_argument("--include-flagged", action="store_true", help="also use images QA flagged (not unreadable ones)")
+    proc.add_argument("--cluster", default="local", help="quicklook: local (default) or a scheduler address")
+    proc.add_argument("--no-progress", action="store_true")
 
     ls = command("ls", cmd_ls, "list objects under a prefix, with sizes")
     ls.add_argument("prefix", nargs="?", default="")

@@ -2,8 +2,8 @@
 
 Starts the embedded S3, renders the synthetic survey (with two flawed images), uploads it (in
 parallel, resumable, checksummed), applies the lifecycle and CORS policies, ingests it on a local Dask
-cluster (metadata, QA, footprints, thumbnails, GeoParquet manifest), and prints a summary with
-presigned URLs.
+cluster (metadata, QA, footprints, thumbnails, GeoParquet manifest), builds the quick-look
+orthomosaic (a COG in the bucket), and prints a summary with presigned URLs.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from workbench import layout, policy
-from workbench.cluster import local_client
+from workbench.cluster import ensure_client
 from workbench.config import Settings
+from workbench.engines.cog import report
+from workbench.engines.quicklook import QuicklookEngine
+from workbench.engines.runs import RunRecord, run_engine
 from workbench.errors import WorkbenchError
 from workbench.imagery.ingest import IngestResult, ingest
 from workbench.local import LocalS3
@@ -42,7 +45,9 @@ class DemoResult:
     cors: policy.RuleDiff
     get_url: str
     put_url: str
+    ortho_url: str
     ingest: IngestResult
+    ortho: RunRecord
     seconds: float
 
     def summary(self) -> str:
@@ -58,11 +63,20 @@ class DemoResult:
             f"  QA          {self.ingest.summary()}",
             *[f"    {row['name']}: {'; '.join(row['reasons'])}" for row in self.ingest.flagged],
             f"  manifest    {self.settings.bucket}/{self.ingest.manifest_key} (GeoParquet)",
+            f"  quicklook   {_product_line(self.ortho)}",
             f"  first image {first.key} ({first.size / 1024:.0f} KiB)",
             f"  GET (1 h)   {self.get_url}",
+            f"  ortho (1 h) {self.ortho_url}",
             f"  PUT (15 min, image/jpeg) {self.put_url}",
             f"  done in {self.seconds:.1f} s",
         ])
+
+
+def _product_line(record: RunRecord) -> str:
+    ortho = next(p for p in record.products if p["name"] == "ortho.tif")
+    facts = ortho["report"]
+    return (f"ortho.tif {facts['width']}x{facts['height']} px, {facts['resolution_m'][0] * 100:.1f} cm/px, "
+            f"{facts['crs']}, {facts['coverage_m2'] / 1e4:.2f} ha (a preview: no photogrammetry) -> {ortho['key']}")
 
 
 def _change_line(change: policy.RuleDiff) -> str:
@@ -87,10 +101,10 @@ def run_demo(
         echo(f"rendering {survey.lines * survey.shots_per_line + 2} synthetic images into {folder} ...")
         write_survey(folder, survey, flawed=True)
         flight = layout.new_id(at=survey.start)  # the flight id encodes when it was flown
-        report = upload_folder(storage, folder, lambda p: layout.raw_key(DEMO_ORG, DEMO_PROJECT, flight, p.name),
-                               progress=progress)
-    if report.failed:
-        path, reason = report.failed[0]
+        uploaded = upload_folder(storage, folder, lambda p: layout.raw_key(DEMO_ORG, DEMO_PROJECT, flight, p.name),
+                                 progress=progress)
+    if uploaded.failed:
+        path, reason = uploaded.failed[0]
         raise WorkbenchError(f"demo upload failed for {path}: {reason}")
     rules = policy.lifecycle_rules(transitions=policy.default_transitions(storage))
     lifecycle_change = policy.apply_lifecycle(storage, rules)
@@ -99,16 +113,16 @@ def run_demo(
     cors_change = policy.apply_cors(storage, cors)
     policy.verify_cors(storage, cors)
     echo("ingesting: metadata by ranged reads, pixel checks and thumbnails on a local Dask cluster ...")
-    client = local_client(n_workers=1, threads_per_worker=4)
-    try:
+    with ensure_client(n_workers=1) as client:
         qa = ingest(storage, DEMO_ORG, DEMO_PROJECT, client=client, progress=progress)
-    finally:
-        cluster = client.cluster
-        client.close()
-        cluster.close()
+        echo("building the quick-look orthomosaic from the usable images ...")
+        ortho = run_engine(storage, DEMO_ORG, DEMO_PROJECT, QuicklookEngine(), client=client, progress=progress,
+                           reporter=report)
     presigner = Presigner(storage)
-    first = report.results[0].key
+    first = uploaded.results[0].key
     get_url = presigner.get(first)
     put_url = presigner.put(layout.raw_key(DEMO_ORG, DEMO_PROJECT, flight, "NEW_0001.JPG"), content_type="image/jpeg").url
-    return DemoResult(settings, flight, report, lifecycle_change, cors_change, get_url, put_url, qa,
+    ortho_key = next(p["key"] for p in ortho.products if p["name"] == "ortho.tif")
+    ortho_url = presigner.get(ortho_key, download_name="ortho.tif")
+    return DemoResult(settings, flight, uploaded, lifecycle_change, cors_change, get_url, put_url, ortho_url, qa, ortho,
                       time.perf_counter() - started)

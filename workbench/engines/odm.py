@@ -177,8 +177,10 @@ class OdmEngine:
         return products
 
     def _create_task(self, storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], progress: bool) -> Task:
+        wanted = [path for path, product in OUTPUTS.items()
+                  if product not in ("dsm.tif", "dtm.tif") or options.get(product[:3])]  # DEMs only when asked for
         fields = {"name": f"workbench {inputs[0]['key'].split('/')[2]}", "options": json.dumps(
-            [{"name": k, "value": v} for k, v in options.items()]), "outputs": json.dumps(sorted(OUTPUTS))}
+            [{"name": k, "value": v} for k, v in options.items()]), "outputs": json.dumps(sorted(wanted))}
         encoder = MultipartEncoder(fields=fields)
         result = self._call("create the task", self.node.post, "/task/new/init", encoder, {"Content-Type": encoder.content_type})
         uuid = result["uuid"]

@@ -208,3 +208,33 @@ def _finish(storage: Storage, record: RunRecord, started: float, status: str, er
     record.finished_at = _now()
     record.seconds = round(time.perf_counter() - started, 3)
     storage.put_bytes(record.key(), record.to_json(), content_type="application/json")
+
+
+def reconcile(storage: Storage, org: str, project: str, run: str) -> dict[str, Any]:
+    """Settle a run's status from the bucket: a ``running`` run whose products were all stored is done.
+
+    A run is done when its orthophoto and the orthophoto's report exist (the report is written after the
+    product was verified); then its record becomes ``completed`` and, if it is newer than the run
+    ``latest`` names, the pointer moves to it. Returns the (possibly updated) record.
+    """
+    key = layout.product_key(org, project, run, RUN_RECORD)
+    record = read_record(storage, key)
+    if record is None:
+        raise NotFoundError(f"run {run} of {org}/{project} has no run.json")
+    if record["status"] != "running":
+        return record
+    prefix = layout.product_key(org, project, run, RUN_RECORD)[: -len(RUN_RECORD)]
+    stored = {info.key[len(prefix):]: info for info in storage.list(prefix)}
+    if "ortho.tif" not in stored or "ortho.tif" + REPORT_SUFFIX not in stored:
+        return record
+    record["products"] = [{"name": name, "key": info.key, "size": info.size, "etag": info.etag}
+                          for name, info in sorted(stored.items()) if name != RUN_RECORD and not name.endswith(REPORT_SUFFIX)]
+    record["status"], record["finished_at"] = "completed", record.get("finished_at") or _now()
+    record["error"] = None
+    storage.put_bytes(key, json.dumps(record, indent=2, default=str).encode(), content_type="application/json")
+    pointer = read_record(storage, layout.latest_key(org, project))
+    if pointer is None or pointer["run"] < run:
+        storage.put_bytes(layout.latest_key(org, project),
+                          json.dumps({"run": run, "engine": record["engine"], "published_at": record["finished_at"]}).encode(),
+                          content_type="application/json")
+    return record
