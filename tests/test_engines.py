@@ -86,6 +86,9 @@ def test_run_record_and_latest_pointer(project: Storage, quicklook_run: RunRecor
 def test_same_inputs_and_options_are_not_run_again(project: Storage, quicklook_run: RunRecord, dask_client) -> None:
     again = run_engine(project, "org", "site", QuicklookEngine(), client=dask_client, progress=False)
     assert again.reused and again.run == quicklook_run.run
+    forced = run_engine(project, "org", "site", QuicklookEngine(), client=dask_client, progress=False, force=True)
+    assert not forced.reused and forced.run != quicklook_run.run and forced.status == "completed"
+    assert latest(project, "org", "site")["run"] == forced.run
 
 
 class Exploding(QuicklookEngine):

@@ -54,3 +54,24 @@ def test_a_failing_notebook_exits_non_zero(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "needs an endpoint" in done.stderr + (tmp_path / "out.ipynb").read_text()
+
+
+@pytest.mark.slow
+def test_process_notebook_with_the_odm_engine_against_the_test_node(tmp_path: Path) -> None:
+    from tests.nodeodm_fake import FakeNodeODM
+    from tests.test_odm import OUTPUTS
+
+    if not OUTPUTS.is_dir():
+        pytest.skip(f"real NodeODM outputs not available: {OUTPUTS} is absent")
+    output = tmp_path / "out.ipynb"
+    env = {**os.environ, "WORKBENCH_NODE_TOKEN": "node-secret-token"}
+    with FakeNodeODM(OUTPUTS, token="node-secret-token") as url:
+        done = subprocess.run(
+            [sys.executable, "-m", "papermill", str(NOTEBOOKS / "03_process.ipynb"), str(output),
+             "-p", "engine", "odm", "-p", "node_url", url, "-p", "preset", "standard", "--cwd", str(tmp_path)],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = output.read_text()
+    assert ": completed" in text and "dsm.tif" in text and "EPSG:32615" in text
+    assert "node-secret-token" not in text

@@ -141,7 +141,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     client = None if args.cluster == "local" or args.engine == "odm" else get_client(args.cluster)
     try:
         record = run_engine(storage, args.org, args.project, engine, options, include_flagged=args.include_flagged,
-                            client=client, progress=not args.no_progress, reporter=report)
+                            client=client, progress=not args.no_progress, reporter=report, force=args.force)
     finally:
         if client is not None:
             client.close()
@@ -294,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="engine option, repeatable (odm: checked against the node's /options; quicklook: "
                            "resolution, max_size)")
     proc.add_argument("--include-flagged", action="store_true", help="also use images QA flagged (not unreadable ones)")
+    proc.add_argument("--force", action="store_true", help="run even if the latest run had the same inputs and options")
     proc.add_argument("--cluster", default="local", help="quicklook: local (default) or a scheduler address")
     proc.add_argument("--no-progress", action="store_true")
 

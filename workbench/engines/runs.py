@@ -154,9 +154,11 @@ def run_engine(
     client: Any = None,
     progress: bool = True,
     reporter: Callable[[Path], dict[str, Any]] | None = None,
+    force: bool = False,
 ) -> RunRecord:
     """Run ``engine`` on the project's images and publish its products (see the module docstring).
 
+    ``force`` runs even when the latest run had the same engine, options and inputs.
     Every failure after the arguments are known, setup included (unknown options, an unreachable node,
     too few images), leaves a run record with status ``failed``.
     """
@@ -172,7 +174,7 @@ def run_engine(
         record.inputs = [{"key": r["key"], "etag": r["etag"]} for r in inputs]
         record.fingerprint = fingerprint(engine.name, record.options, record.inputs)
         previous = latest(storage, org, project)
-        if previous and previous.get("fingerprint") == record.fingerprint and previous.get("status") == "completed":
+        if not force and previous and previous.get("fingerprint") == record.fingerprint and previous.get("status") == "completed":
             reused = RunRecord(**{k: v for k, v in previous.items() if k in {f.name for f in dataclasses.fields(RunRecord)}})
             reused.reused = True
             return reused
