@@ -44,6 +44,15 @@ def storage(settings: Settings) -> Storage:
 
 
 @pytest.fixture(scope="session")
+def dask_client():
+    """One local Dask cluster (a worker process, four threads) for the whole suite."""
+    from workbench.cluster import ensure_client
+
+    with ensure_client(n_workers=1) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
 def brighton_images() -> list[Path]:
     """The 18 real DJI images (skipped when ../shared is absent)."""
     folder = SHARED / "datasets" / "brighton_beach" / "images"

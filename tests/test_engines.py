@@ -24,17 +24,6 @@ SURVEY = Survey()
 
 
 @pytest.fixture(scope="module")
-def dask_client():
-    from workbench.cluster import local_client
-
-    client = local_client(n_workers=1, threads_per_worker=4)
-    yield client
-    cluster = client.cluster
-    client.close()
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
 def project(s3_server, tmp_path_factory, dask_client) -> Storage:
     storage = Storage(s3_server.settings.with_(bucket="engines"))
     storage.ensure_bucket()

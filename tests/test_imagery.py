@@ -26,17 +26,6 @@ SURVEY = Survey(lines=2, shots_per_line=4, camera=Camera(width=600, height=400))
 SHARED_TINY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "odm_samples" / "pyodm_tiny"
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    from workbench.cluster import local_client
-
-    client = local_client(n_workers=1, threads_per_worker=4)
-    yield client
-    cluster = client.cluster
-    client.close()
-    cluster.close()
-
-
 def _variant(folder: Path, name: str, shot_index: int, pixels: np.ndarray | None = None, **changes) -> None:
     shot = dataclasses.replace(SURVEY.shots()[shot_index], **changes)
     image = render(shot, SURVEY) if pixels is None else pixels

@@ -30,22 +30,14 @@ def outputs_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(s3_server, tmp_path_factory) -> Storage:
-    from workbench.cluster import local_client
-
+def project(s3_server, tmp_path_factory, dask_client) -> Storage:
     storage = Storage(s3_server.settings.with_(bucket="odm-engine"))
     storage.ensure_bucket()
     folder = tmp_path_factory.mktemp("survey")
     write_survey(folder, Survey(lines=2, shots_per_line=3, camera=Camera(width=400, height=300)))
     flight = layout.new_id()
     upload_folder(storage, folder, lambda p: layout.raw_key("org", "odm", flight, p.name), progress=False)
-    client = local_client(n_workers=1)
-    try:
-        ingest(storage, "org", "odm", client=client, progress=False)
-    finally:
-        cluster = client.cluster
-        client.close()
-        cluster.close()
+    ingest(storage, "org", "odm", client=dask_client, progress=False)
     return storage
 
 
