@@ -5,7 +5,8 @@ task info/output/cancel/remove, download all.zip (built from the real NodeODM ou
 ``../shared/datasets/odm_samples/nodeodm_outputs``, filtered by the task's ``outputs``), token auth as a
 query parameter, status codes 10/20/30/40/50, and errors as HTTP 200 ``{"error": ...}``. Behaviours:
 ``fail_tasks`` (every task ends FAILED), ``drop_uploads`` (HTTP 500 on every other upload),
-``polls_to_finish`` (RUNNING for that many info calls).
+``polls_to_finish`` (RUNNING for that many info calls), ``stalled_polls`` (a busy node: the first status
+calls answer late).
 """
 
 from __future__ import annotations
@@ -50,12 +51,14 @@ class FakeNodeODM:
     """``with FakeNodeODM(outputs_dir, token="...") as url:`` a node at ``url`` until the block ends."""
 
     def __init__(self, outputs_dir: Path, token: str = "", fail_tasks: bool = False, drop_uploads: bool = False,
-                 polls_to_finish: int = 2) -> None:
+                 polls_to_finish: int = 2, stalled_polls: int = 0, stall_seconds: float = 1.0) -> None:
         self.outputs_dir = outputs_dir
         self.token = token
         self.fail_tasks = fail_tasks
         self.drop_uploads = drop_uploads
         self.polls_to_finish = polls_to_finish
+        self.stalled_polls = stalled_polls  # the first N status calls answer only after stall_seconds (a busy node)
+        self.stall_seconds = stall_seconds
         self.tasks: dict[str, dict[str, Any]] = {}
         self.uploads = 0
         self.lock = threading.Lock()
@@ -157,6 +160,11 @@ class FakeNodeODM:
         if len(parts) >= 3 and parts[0] == "task" and parts[1] in self.tasks:
             task = self.tasks[parts[1]]
             if parts[2] == "info":
+                with self.lock:
+                    stall = self.stalled_polls > 0
+                    self.stalled_polls -= 1
+                if stall:
+                    time.sleep(self.stall_seconds)
                 self._advance(task)
                 return self._json(self._task_info(task))
             if parts[2] == "output":

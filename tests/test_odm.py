@@ -104,6 +104,16 @@ def test_a_node_that_is_down(project: Storage) -> None:
     assert last_record(project)["status"] == "failed"
 
 
+def test_a_busy_node_that_answers_late_does_not_fail_the_run(project: Storage, outputs_dir: Path) -> None:
+    with FakeNodeODM(outputs_dir, stalled_polls=3, stall_seconds=1.0) as url:
+        record = run_engine(project, "org", "odm", engine(url, timeout=0.4), {"min-num-features": 8000}, progress=False)
+    assert record.status == "completed"
+    with FakeNodeODM(outputs_dir, stalled_polls=3, stall_seconds=1.0) as url:
+        with pytest.raises(EngineError, match="stopped answering"):
+            run_engine(project, "org", "odm", engine(url, timeout=0.4, max_poll_failures=1), {"min-num-features": 7000},
+                       progress=False)
+
+
 def test_nodeodm_failure_keeps_its_last_output_lines(project: Storage, outputs_dir: Path) -> None:
     before = latest(project, "org", "odm")
     with FakeNodeODM(outputs_dir, fail_tasks=True) as url:

@@ -124,10 +124,10 @@ class OdmEngine:
 
     def __init__(self, node_url: str, token: str = "", preset: str = "fast-orthophoto", parallel_uploads: int = 4,
                  poll_seconds: float = 3.0, max_poll_failures: int = 20, upload_retries: int = 5,
-                 retry_seconds: float = 2.0) -> None:
+                 retry_seconds: float = 2.0, timeout: float = 120.0) -> None:
         if preset not in PRESETS:
             raise WorkbenchError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-        self.node = NodeClient(node_url, token)
+        self.node = NodeClient(node_url, token, timeout=timeout)
         self.preset = preset
         self.parallel_uploads = parallel_uploads
         self.poll_seconds = poll_seconds
