@@ -106,6 +106,10 @@ def test_process_command_quicklook_and_odm(config_file: Path, tmp_path: Path, ca
     assert code == 0 and "(quicklook): completed, 6 images" in out and "ortho.tif" in out and "EPSG:32737" in out
     code, out, _ = run(capsys, "process", "--org", "hot", "--project", "proc", "--no-progress")
     assert code == 0 and "unchanged inputs and options: kept" in out
+    code, out, _ = run(capsys, "tiles", "--org", "hot", "--project", "proc", "--no-progress")
+    assert code == 0 and "tiles (zoom" in out and ".pmtiles" in out and "kept 1" in out
+    code, _, err = run(capsys, "tiles", "--org", "hot", "--project", "proc", "--minzoom", "20", "--maxzoom", "3")
+    assert_one_line_error(code, err, "zoom range 20..3")
     code, _, err = run(capsys, "process", "--org", "hot", "--project", "proc", "--option", "sharpen=yes")
     assert_one_line_error(code, err, "unknown quicklook option 'sharpen'")
     code, _, err = run(capsys, "process", "--org", "hot", "--project", "proc", "--engine", "odm")
@@ -205,6 +209,7 @@ def test_demo_command_prints_the_summary() -> None:
     assert "20 uploaded" in done.stdout and "GET (1 h)" in done.stdout and "X-Amz-Signature=" in done.stdout
     assert "18 usable; flags: 1 blurry, 1 not_nadir" in done.stdout and "SYN_OBLIQUE.JPG: gimbal pitch -10.0" in done.stdout
     assert "quicklook   ortho.tif" in done.stdout and "EPSG:32737" in done.stdout and "ortho (1 h)" in done.stdout
+    assert "WebP tiles, zoom" in done.stdout and "pmtiles://http://127.0.0.1:" in done.stdout
     assert "lifecycle   applied" in done.stdout and "CORS        applied" in done.stdout
     assert _no_weed_left(before)
 

@@ -154,6 +154,22 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tiles(args: argparse.Namespace) -> int:
+    from workbench.tiles import TileOptions, tile_run
+
+    layout.project_prefix(args.org, args.project)
+    storage = _storage(args)
+    options = TileOptions(minzoom=args.minzoom, maxzoom=args.maxzoom, tile_format=args.format, quality=args.quality,
+                          tile_size=args.tile_size, name=f"{args.org}/{args.project} orthophoto",
+                          attribution=args.attribution or args.org)
+    key, summary, pruned = tile_run(storage, args.org, args.project, run=args.run, options=options,
+                                    keep=args.keep, progress=not args.no_progress)
+    zooms = ", ".join(f"z{z}: {n}" for z, n in sorted(summary.tiles_per_zoom.items()))
+    print(f"{summary.tiles} tiles (zoom {summary.minzoom}-{summary.maxzoom}; {zooms}), {_human(summary.size)}")
+    print(f"published {storage.url(key)}; generations: {pruned.summary()}")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     storage = _storage(args)
     count = total = 0
@@ -297,6 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
     proc.add_argument("--force", action="store_true", help="run even if the latest run had the same inputs and options")
     proc.add_argument("--cluster", default="local", help="quicklook: local (default) or a scheduler address")
     proc.add_argument("--no-progress", action="store_true")
+
+    tiles = command("tiles", cmd_tiles, "raster PMTiles of a run's orthophoto, published and pruned to N generations")
+    tiles.add_argument("--org", required=True)
+    tiles.add_argument("--project", required=True)
+    tiles.add_argument("--run", help="processing run id (default: the project's latest)")
+    tiles.add_argument("--format", choices=["webp", "png", "jpeg"], default="webp")
+    tiles.add_argument("--quality", type=int, default=85)
+    tiles.add_argument("--tile-size", type=int, choices=[256, 512], default=512)
+    tiles.add_argument("--minzoom", type=int)
+    tiles.add_argument("--maxzoom", type=int, help="default: the deepest zoom not finer than the ortho")
+    tiles.add_argument("--attribution")
+    tiles.add_argument("--keep", type=int, default=7, help="generations kept per (org, layer, project)")
+    tiles.add_argument("--no-progress", action="store_true")
 
     ls = command("ls", cmd_ls, "list objects under a prefix, with sizes")
     ls.add_argument("prefix", nargs="?", default="")

@@ -3,7 +3,8 @@
 Starts the embedded S3, renders the synthetic survey (with two flawed images), uploads it (in
 parallel, resumable, checksummed), applies the lifecycle and CORS policies, ingests it on a local Dask
 cluster (metadata, QA, footprints, thumbnails, GeoParquet manifest), builds the quick-look
-orthomosaic (a COG in the bucket), and prints a summary with presigned URLs.
+orthomosaic (a COG in the bucket), tiles it into raster PMTiles, and prints a summary with presigned
+URLs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from workbench.local import LocalS3
 from workbench.presign import Presigner
 from workbench.storage import Storage
 from workbench.synthetic import Survey, write_survey
+from workbench.tiles import TileSummary, tile_run
 from workbench.transfer import UploadReport, upload_folder
 
 DEMO_ORG = "demo-org"
@@ -48,6 +50,9 @@ class DemoResult:
     ortho_url: str
     ingest: IngestResult
     ortho: RunRecord
+    tiles_key: str
+    tiles: TileSummary
+    tiles_url: str
     seconds: float
 
     def summary(self) -> str:
@@ -64,6 +69,9 @@ class DemoResult:
             *[f"    {row['name']}: {'; '.join(row['reasons'])}" for row in self.ingest.flagged],
             f"  manifest    {self.settings.bucket}/{self.ingest.manifest_key} (GeoParquet)",
             f"  quicklook   {_product_line(self.ortho)}",
+            f"  PMTiles     {self.tiles.tiles} WebP tiles, zoom {self.tiles.minzoom}-{self.tiles.maxzoom}, "
+            f"{self.tiles.size / 1024:.0f} KiB, checked -> {self.tiles_key}",
+            f"  PMTiles URL (1 h, range reads) pmtiles://{self.tiles_url}",
             f"  first image {first.key} ({first.size / 1024:.0f} KiB)",
             f"  GET (1 h)   {self.get_url}",
             f"  ortho (1 h) {self.ortho_url}",
@@ -118,6 +126,8 @@ def run_demo(
         echo("building the quick-look orthomosaic from the usable images ...")
         ortho = run_engine(storage, DEMO_ORG, DEMO_PROJECT, QuicklookEngine(), client=client, progress=progress,
                            reporter=report)
+        echo("tiling the orthophoto into PMTiles on Dask ...")
+        tiles_key, tiles, _ = tile_run(storage, DEMO_ORG, DEMO_PROJECT, client=client, progress=progress)
     presigner = Presigner(storage)
     first = uploaded.results[0].key
     get_url = presigner.get(first)
@@ -125,4 +135,4 @@ def run_demo(
     ortho_key = next(p["key"] for p in ortho.products if p["name"] == "ortho.tif")
     ortho_url = presigner.get(ortho_key, download_name="ortho.tif")
     return DemoResult(settings, flight, uploaded, lifecycle_change, cors_change, get_url, put_url, ortho_url, qa, ortho,
-                      time.perf_counter() - started)
+                      tiles_key, tiles, presigner.get(tiles_key), time.perf_counter() - started)

@@ -101,6 +101,7 @@ def upload_file(
     *,
     existing: ObjectInfo | None | bool = True,
     content_type: str | None = None,
+    cache_control: str | None = None,
     single_put_limit: int = SINGLE_PUT_LIMIT,
     part_size: int | None = None,
     part_workers: int = 4,
@@ -113,7 +114,9 @@ def upload_file(
     """
     check_key(key)
     size = os.path.getsize(path)
-    content_type = content_type or content_type_for(path)
+    headers = {"ContentType": content_type or content_type_for(path)}
+    if cache_control:
+        headers["CacheControl"] = cache_control
     if existing is True:
         try:
             existing = storage.head(key)
@@ -128,12 +131,12 @@ def upload_file(
             return UploadResult(key, size, digest, "skipped")
         with storage.errors(f"upload {key}"):
             response = storage.client.put_object(
-                Bucket=storage.bucket, Key=key, Body=data, ContentMD5=content_md5(raw_digest), ContentType=content_type
+                Bucket=storage.bucket, Key=key, Body=data, ContentMD5=content_md5(raw_digest), **headers
             )
         _check_etag(key, response["ETag"], digest)
         _report(progress, size)
         return UploadResult(key, size, digest, "uploaded", parts_sent=1)
-    return _upload_multipart(storage, Path(path), key, size, existing, content_type,
+    return _upload_multipart(storage, Path(path), key, size, existing, headers,
                              part_size or part_size_for(size), part_workers, progress)
 
 
@@ -176,7 +179,7 @@ def pending_uploads(storage: Storage, key: str) -> list[dict[str, Any]]:
 
 def _upload_multipart(
     storage: Storage, path: Path, key: str, size: int, existing: ObjectInfo | None | bool,
-    content_type: str, part_size: int, part_workers: int, progress: Progress | None,
+    headers: dict[str, str], part_size: int, part_workers: int, progress: Progress | None,
 ) -> UploadResult:
     ranges = part_ranges(size, part_size)
     with open(path, "rb") as handle:
@@ -200,7 +203,7 @@ def _upload_multipart(
             break
     if upload_id is None:
         with storage.errors(f"start multipart upload of {key}"):
-            upload_id = storage.client.create_multipart_upload(Bucket=storage.bucket, Key=key, ContentType=content_type)["UploadId"]
+            upload_id = storage.client.create_multipart_upload(Bucket=storage.bucket, Key=key, **headers)["UploadId"]
     _report(progress, sum(ranges[n - 1][1] for n in reusable))
 
     def send(number: int) -> str:

@@ -1,0 +1,241 @@
+"""COG -> raster PMTiles v3 (web mercator), rendered in parallel on Dask, written by one writer.
+
+* Zoom range from the source: the deepest zoom whose pixel is not finer than the source's (at the
+  raster's latitude), down to the zoom where the whole raster fits in one tile; both overridable.
+* Tiles are grouped by their ancestor a few zooms up, so each Dask task reads one compact window of the
+  COG (rio-tiler picks the COG's overview for low zooms); tasks come back and are written in tile-ID
+  order by one ``pmtiles.Writer``, so the archive is clustered. Empty tiles (nothing under the mask) are
+  skipped; transparency is kept (WebP/PNG with alpha). GDAL's block cache is capped on the workers.
+* Metadata: bounds, center, min/max zoom, format, name, attribution, tile size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import math
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import mercantile
+import numpy as np
+import rasterio
+from PIL import Image
+from pmtiles.tile import Compression, TileType, zxy_to_tileid
+from pmtiles.writer import Writer
+from rasterio.warp import transform_bounds
+from rio_tiler.errors import TileOutsideBounds
+from rio_tiler.io import Reader
+from tqdm.auto import tqdm
+
+from workbench import layout
+from workbench.errors import WorkbenchError
+from workbench.pmtiles_check import check_archive, file_reader
+from workbench.policy.generations import DEFAULT_KEEP, PruneResult, prune_generations
+from workbench.transfer import upload_file
+
+EARTH_CIRCUMFERENCE = 40075016.686
+FORMATS = {"webp": TileType.WEBP, "png": TileType.PNG, "jpeg": TileType.JPEG}
+GDAL_ENV = {"GDAL_CACHEMAX": 128, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "VSI_CACHE": True}
+GROUP_LEVELS = 3  # tiles are grouped by their ancestor this many zooms up (64 tiles a task at most)
+
+
+@dataclasses.dataclass(frozen=True)
+class TileOptions:
+    """How to tile: zooms (None: from the source), format, quality, tile size, names."""
+
+    minzoom: int | None = None
+    maxzoom: int | None = None
+    tile_format: str = "webp"
+    quality: int = 85
+    tile_size: int = 512
+    name: str = "orthophoto"
+    attribution: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tile_format not in FORMATS:
+            raise WorkbenchError(f"tile format {self.tile_format!r}: choose one of {', '.join(FORMATS)}")
+        if self.tile_size not in (256, 512):
+            raise WorkbenchError(f"tile size {self.tile_size}: choose 256 or 512")
+        if not 1 <= self.quality <= 100:
+            raise WorkbenchError(f"quality {self.quality} must be between 1 and 100")
+
+
+@dataclasses.dataclass(frozen=True)
+class TileSummary:
+    """What a tiling run produced."""
+
+    path: Path
+    minzoom: int
+    maxzoom: int
+    tiles: int
+    tiles_per_zoom: dict[int, int]
+    bounds: tuple[float, float, float, float]
+    size: int
+
+
+def source_facts(source: str) -> tuple[tuple[float, float, float, float], float]:
+    """Lon/lat bounds and ground resolution (metres per pixel) of a raster."""
+    with rasterio.Env(**GDAL_ENV), rasterio.open(source) as src:
+        bounds = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+        if src.crs.is_geographic:
+            resolution = src.res[0] * EARTH_CIRCUMFERENCE / 360 * math.cos(math.radians((bounds[1] + bounds[3]) / 2))
+        else:
+            resolution = src.res[0] * src.crs.linear_units_factor[1]
+    return bounds, resolution
+
+
+def zoom_range(bounds: tuple[float, float, float, float], resolution: float, tile_size: int = 512) -> tuple[int, int]:
+    """(min, max) zoom: max is the deepest zoom whose pixel is not finer than ``resolution``; min is the
+    zoom where the raster fits in one tile."""
+    latitude = math.radians((bounds[1] + bounds[3]) / 2)
+    ground_per_tile_at_zero = EARTH_CIRCUMFERENCE * math.cos(latitude)
+    maxzoom = max(0, math.floor(math.log2(ground_per_tile_at_zero / (tile_size * resolution))))
+    width_deg = max(bounds[2] - bounds[0], 1e-9)
+    minzoom = max(0, min(maxzoom, math.floor(math.log2(360 / width_deg))))
+    return minzoom, maxzoom
+
+
+def plan(bounds: tuple[float, float, float, float], minzoom: int, maxzoom: int) -> list[list[tuple[int, int, int]]]:
+    """Tiles (z, x, y) grouped into tasks: by ancestor ``GROUP_LEVELS`` zooms up, each group in tile-ID order."""
+    groups: dict[tuple[int, int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    for tile in mercantile.tiles(*bounds, zooms=list(range(minzoom, maxzoom + 1))):
+        level = max(minzoom, tile.z - GROUP_LEVELS)
+        parent = mercantile.parent(tile, zoom=level) if tile.z > level else tile
+        groups[(parent.z, parent.x, parent.y)].append((tile.z, tile.x, tile.y))
+    ordered = [sorted(group, key=lambda t: zxy_to_tileid(*t)) for group in groups.values()]
+    return sorted(ordered, key=lambda g: zxy_to_tileid(*g[0]))
+
+
+def _encode(data: np.ndarray, mask: np.ndarray, options: TileOptions) -> bytes:
+    rgb = np.moveaxis(data[:3], 0, -1).astype(np.uint8)
+    buffer = io.BytesIO()
+    if options.tile_format == "jpeg":
+        Image.fromarray(rgb, "RGB").save(buffer, "JPEG", quality=options.quality)
+    else:
+        rgba = np.dstack([rgb, mask.astype(np.uint8)])
+        image = Image.fromarray(rgba, "RGBA")
+        if options.tile_format == "webp":
+            image.save(buffer, "WEBP", quality=options.quality, method=4)
+        else:
+            image.save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def render_tiles(source: str, tiles: list[tuple[int, int, int]], options: TileOptions) -> list[tuple[int, bytes]]:
+    """Render a group of tiles from the COG; runs on a Dask worker. Empty tiles are left out."""
+    rendered = []
+    with rasterio.Env(**GDAL_ENV), Reader(source) as cog:
+        for z, x, y in tiles:
+            try:
+                image = cog.tile(x, y, z, tilesize=options.tile_size, resampling_method="bilinear")
+            except TileOutsideBounds:
+                continue
+            mask = image.mask
+            if not mask.any():
+                continue
+            rendered.append((zxy_to_tileid(z, x, y), _encode(image.data, mask, options)))
+    return rendered
+
+
+def write_pmtiles(source: str, destination: str | Path, options: TileOptions | None = None, client: Any = None,
+                  progress: bool = True) -> TileSummary:
+    """Tile ``source`` (a COG path or URL) into the PMTiles file ``destination``."""
+    from distributed import as_completed
+
+    from workbench.cluster import ensure_client
+
+    options = options or TileOptions()
+    bounds, resolution = source_facts(source)
+    auto_min, auto_max = zoom_range(bounds, resolution, options.tile_size)
+    minzoom = auto_min if options.minzoom is None else options.minzoom
+    maxzoom = auto_max if options.maxzoom is None else options.maxzoom
+    if not 0 <= minzoom <= maxzoom <= 24:
+        raise WorkbenchError(f"zoom range {minzoom}..{maxzoom} is not valid (0 <= min <= max <= 24)")
+    groups = plan(bounds, minzoom, maxzoom)
+    results: dict[int, list[tuple[int, bytes]]] = {}
+    with ensure_client(client) as active:
+        futures = active.map(render_tiles, [source] * len(groups), groups, [options] * len(groups), pure=False)
+        index = {future.key: i for i, future in enumerate(futures)}
+        with tqdm(total=sum(len(g) for g in groups), desc="tiles", unit="tile", disable=not progress) as bar:
+            for future in as_completed(futures):
+                results[index[future.key]] = future.result()
+                bar.update(len(groups[index[future.key]]))
+                future.release()
+    tiles = sorted((tile for group in results.values() for tile in group), key=lambda t: t[0])
+    if not tiles:
+        raise WorkbenchError(f"{source} produced no tiles: is it empty or entirely masked?")
+    return _write_archive(Path(destination), tiles, bounds, minzoom, maxzoom, options)
+
+
+def _write_archive(path: Path, tiles: Iterable[tuple[int, bytes]], bounds: tuple[float, float, float, float],
+                   minzoom: int, maxzoom: int, options: TileOptions) -> TileSummary:
+    from pmtiles.tile import tileid_to_zxy
+
+    per_zoom: dict[int, int] = defaultdict(int)
+    count = 0
+    with open(path, "wb") as handle:
+        writer = Writer(handle)
+        for tile_id, data in tiles:
+            writer.write_tile(tile_id, data)
+            per_zoom[tileid_to_zxy(tile_id)[0]] += 1
+            count += 1
+        west, south, east, north = bounds
+        center_zoom = max(minzoom, min(maxzoom, (minzoom + maxzoom) // 2 + 1))
+        header = {
+            "tile_type": FORMATS[options.tile_format], "tile_compression": Compression.NONE,
+            "min_lon_e7": int(west * 1e7), "min_lat_e7": int(south * 1e7), "max_lon_e7": int(east * 1e7),
+            "max_lat_e7": int(north * 1e7), "center_zoom": center_zoom,
+            "center_lon_e7": int((west + east) / 2 * 1e7), "center_lat_e7": int((south + north) / 2 * 1e7),
+        }
+        metadata = {"name": options.name, "type": "overlay", "format": options.tile_format,
+                    "tileSize": options.tile_size, "attribution": options.attribution, "bounds": list(bounds),
+                    "minzoom": minzoom, "maxzoom": maxzoom, "writer": "workbench"}
+        writer.finalize(header, metadata)
+    return TileSummary(path=path, minzoom=minzoom, maxzoom=maxzoom, tiles=count, tiles_per_zoom=dict(per_zoom),
+                       bounds=bounds, size=path.stat().st_size)
+
+
+
+PMTILES_CONTENT_TYPE = "application/vnd.pmtiles"
+PMTILES_CACHE_CONTROL = "public, max-age=300"  # a same-day rebuild replaces the day's generation
+
+
+def publish(storage: Any, org: str, project: str, archive: Path, layer: str = "ortho", day: dt.date | None = None,
+            keep: int = DEFAULT_KEEP) -> tuple[str, PruneResult]:
+    """Check ``archive``, upload it as today's generation of (org, layer, project), prune to ``keep``."""
+    report = check_archive(file_reader(archive))
+    if not report.ok:
+        raise WorkbenchError(f"{archive.name} is not a valid PMTiles archive: {'; '.join(report.problems)}")
+    key = layout.pmtiles_key(layer, org, day or dt.date.today(), project)
+    upload_file(storage, archive, key, existing=None, content_type=PMTILES_CONTENT_TYPE,
+                cache_control=PMTILES_CACHE_CONTROL)
+    return key, prune_generations(storage, key.rsplit("/", 1)[0] + "/", keep=keep)
+
+
+def tile_run(storage: Any, org: str, project: str, run: str | None = None, options: TileOptions | None = None,
+             client: Any = None, progress: bool = True, keep: int = DEFAULT_KEEP) -> tuple[str, TileSummary, PruneResult]:
+    """Tile the orthophoto of ``run`` (default: the project's latest) straight from the bucket and publish it.
+
+    Workers read the COG through a presigned URL, so only the windows (and overviews) they need travel.
+    """
+    from workbench.engines.runs import RUN_RECORD, latest, read_record
+    from workbench.presign import Presigner
+
+    record = latest(storage, org, project) if run is None else read_record(
+        storage, layout.product_key(org, project, layout.check_id(run, "run"), RUN_RECORD))
+    if not record or record.get("status") != "completed":
+        raise WorkbenchError(f"no completed processing run for {org}/{project}" + (f" with id {run}" if run else ""))
+    ortho = next((p["key"] for p in record["products"] if p["name"] == "ortho.tif"), None)
+    if ortho is None:
+        raise WorkbenchError(f"run {record['run']} has no ortho.tif")
+    source = Presigner(storage).get(ortho, ttl=6 * 3600)
+    options = options or TileOptions(name=f"{org}/{project} orthophoto", attribution=f"{org}, run {record['run']}")
+    with tempfile.TemporaryDirectory(prefix="workbench-tiles-") as scratch:
+        summary = write_pmtiles(source, Path(scratch) / "ortho.pmtiles", options, client=client, progress=progress)
+        key, pruned = publish(storage, org, project, summary.path, keep=keep)
+    return key, dataclasses.replace(summary, path=Path(key)), pruned
