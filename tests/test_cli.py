@@ -110,6 +110,13 @@ def test_process_command_quicklook_and_odm(config_file: Path, tmp_path: Path, ca
     assert code == 0 and "tiles (zoom" in out and ".pmtiles" in out and "kept 1" in out
     code, out, _ = run(capsys, "coverage", "--org", "hot")
     assert code == 0 and "6 footprints and 1 flight coverages from 1 project(s)" in out
+    code, _, err = run(capsys, "policy", "apply", "--web-origin", "http://localhost:8000")
+    code, out, _ = run(capsys, "map", "--org", "hot", "--project", "proc", "--html", str(tmp_path / "map.html"))
+    page = (tmp_path / "map.html").read_text()
+    assert code == 0 and "pmtiles://http://127.0.0.1" in page and "source-layer" in page and "unpkg.com/maplibre-gl" in page
+    code, _, err = run(capsys, "map", "--org", "hot", "--project", "proc", "--html", str(tmp_path / "m.html"),
+                       "--origin", "https://elsewhere.example")
+    assert_one_line_error(code, err, "--web-origin https://elsewhere.example")
     code, _, err = run(capsys, "tiles", "--org", "hot", "--project", "proc", "--minzoom", "20", "--maxzoom", "3")
     assert_one_line_error(code, err, "zoom range 20..3")
     code, _, err = run(capsys, "process", "--org", "hot", "--project", "proc", "--option", "sharpen=yes")

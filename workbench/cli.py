@@ -181,6 +181,17 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_map(args: argparse.Namespace) -> int:
+    from workbench.maps import write_map
+
+    layout.project_prefix(args.org, args.project)
+    assets = Path(args.assets) if args.assets else None
+    path = write_map(_storage(args), args.org, args.project, args.html, args.origin, assets=assets)
+    print(f"wrote {path} (tile URLs valid for 1 hour); serve it from {args.origin}, e.g.:")
+    print(f"  python -m http.server --bind 127.0.0.1 --directory {path.parent.resolve()} PORT")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     storage = _storage(args)
     count = total = 0
@@ -341,6 +352,14 @@ def build_parser() -> argparse.ArgumentParser:
     cov = command("coverage", cmd_coverage, "vector PMTiles of an org's footprints and flight coverage (tippecanoe)")
     cov.add_argument("--org", required=True)
     cov.add_argument("--keep", type=int, default=7, help="generations kept (default 7)")
+
+    mapping = command("map", cmd_map, "a standalone HTML map of a project's ortho and coverage PMTiles")
+    mapping.add_argument("--org", required=True)
+    mapping.add_argument("--project", required=True)
+    mapping.add_argument("--html", required=True, help="output file")
+    mapping.add_argument("--origin", default="http://localhost:8000",
+                         help="where the page will be served from; the bucket's CORS must allow it (checked)")
+    mapping.add_argument("--assets", help="a node_modules folder with maplibre-gl and pmtiles to inline (default: unpkg)")
 
     ls = command("ls", cmd_ls, "list objects under a prefix, with sizes")
     ls.add_argument("prefix", nargs="?", default="")

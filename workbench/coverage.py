@@ -102,6 +102,6 @@ def build_coverage(storage: Storage, org: str, day: dt.date | None = None, keep:
         key = layout.pmtiles_key("coverage", org, day or dt.date.today())
         upload_file(storage, archive, key, existing=None, content_type=PMTILES_CONTENT_TYPE,
                     cache_control=PMTILES_CACHE_CONTROL)
-    pruned = prune_generations(storage, key.rsplit("/", 1)[0] + "/", keep=keep)
+    pruned = prune_generations(storage, layout.pmtiles_prefix("coverage", org), keep=keep)
     return CoverageSummary(key=key, projects=projects, footprints=len(footprints), flights=len(coverage),
                            tiles=len(report.tile_ids), pruned=pruned)

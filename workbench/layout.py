@@ -160,10 +160,15 @@ def product_key(org: str, project: str, run: str, name: str) -> str:
     return f"{runs_prefix(org, project)}{check_id(run, 'run')}/{check_component(name, 'product name')}"
 
 
+def pmtiles_prefix(layer: str, org: str, *parts: str) -> str:
+    """Folder of a PMTiles layer's generations: ``pmtiles/{layer}/{org}/[parts/]``."""
+    middle = "".join(f"{check_component(p, 'pmtiles path part')}/" for p in parts)
+    return f"pmtiles/{check_component(layer, 'layer')}/{check_component(org, 'org')}/{middle}"
+
+
 def pmtiles_key(layer: str, org: str, date: dt.date, *parts: str) -> str:
     """Key of one PMTiles generation: ``pmtiles/{layer}/{org}/[parts/]{YYYY-MM-DD}.pmtiles``."""
-    middle = "".join(f"{check_component(p, 'pmtiles path part')}/" for p in parts)
-    return f"pmtiles/{check_component(layer, 'layer')}/{check_component(org, 'org')}/{middle}{date.isoformat()}.pmtiles"
+    return f"{pmtiles_prefix(layer, org, *parts)}{date.isoformat()}.pmtiles"
 
 
 def log_key(org: str, project: str, day: dt.date, name: str) -> str:

@@ -214,7 +214,7 @@ def publish(storage: Any, org: str, project: str, archive: Path, layer: str = "o
     key = layout.pmtiles_key(layer, org, day or dt.date.today(), project)
     upload_file(storage, archive, key, existing=None, content_type=PMTILES_CONTENT_TYPE,
                 cache_control=PMTILES_CACHE_CONTROL)
-    return key, prune_generations(storage, key.rsplit("/", 1)[0] + "/", keep=keep)
+    return key, prune_generations(storage, layout.pmtiles_prefix(layer, org, project), keep=keep)
 
 
 def tile_run(storage: Any, org: str, project: str, run: str | None = None, options: TileOptions | None = None,

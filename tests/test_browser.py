@@ -1,0 +1,122 @@
+"""Real clients no one here wrote: the npm `pmtiles` reader in Node, and a map page in Debian's chromium.
+
+Both read the archives from the embedded S3 through presigned URLs, with range requests and CORS.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workbench import layout, policy
+from workbench.coverage import build_coverage
+from workbench.engines.quicklook import QuicklookEngine
+from workbench.engines.runs import run_engine
+from workbench.errors import WorkbenchError
+from workbench.imagery.ingest import ingest
+from workbench.maps import map_layers, write_map
+from workbench.pmtiles_check import check_archive
+from workbench.presign import Presigner
+from workbench.storage import Storage
+from workbench.synthetic import Camera, Survey, write_survey
+from workbench.tiles import tile_run
+from workbench.transfer import upload_folder
+
+JS = Path(__file__).parent / "js"
+MODULES = JS / "node_modules"
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def published(s3_server, tmp_path_factory, dask_client) -> tuple[Storage, str]:
+    storage = Storage(s3_server.settings.with_(bucket="maps"))
+    storage.ensure_bucket()
+    folder = tmp_path_factory.mktemp("survey")
+    write_survey(folder, Survey(lines=2, shots_per_line=4, camera=Camera(width=600, height=400)), flawed=True)
+    flight = layout.new_id()
+    upload_folder(storage, folder, lambda p: layout.raw_key("org", "site", flight, p.name), progress=False)
+    ingest(storage, "org", "site", client=dask_client, progress=False)
+    run_engine(storage, "org", "site", QuicklookEngine(), client=dask_client, progress=False)
+    key, _, _ = tile_run(storage, "org", "site", client=dask_client, progress=False)
+    build_coverage(storage, "org")
+    return storage, key
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory):
+    """A static file server on 127.0.0.1 for the map page."""
+    root = tmp_path_factory.mktemp("site")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[assignment]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_npm_pmtiles_reads_header_and_a_tile_over_a_presigned_url(published) -> None:
+    if shutil.which("node") is None or not (MODULES / "pmtiles").is_dir():
+        pytest.skip("node or tests/js/node_modules is missing (run: npm ci --prefix tests/js)")
+    storage, key = published
+    checked = check_archive(lambda o, n: storage.get_bytes(key, (o, o + n - 1)))
+    z, x, y = sorted(checked.tiles)[-1]
+    url = Presigner(storage).get(key)
+    done = subprocess.run(["node", str(JS / "read_pmtiles.mjs"), url, str(z), str(x), str(y)], capture_output=True,
+                          text=True, timeout=60, cwd=JS)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["header"]["minZoom"] == checked.header["min_zoom"] and result["header"]["maxZoom"] == checked.header["max_zoom"]
+    assert result["header"]["tileType"] == 4 and result["header"]["clustered"] is True
+    assert result["tileBytes"] > 0 and result["magic"].startswith("RIFF") and result["magic"][8:12] == "WEBP"
+
+
+def test_the_map_refuses_an_origin_the_bucket_does_not_allow(published) -> None:
+    storage, _ = published
+    policy.apply_cors(storage, policy.cors_rules([], ["https://maps.example.org"]))
+    with pytest.raises(WorkbenchError, match="workbench policy apply --web-origin https://nowhere.example"):
+        map_layers(storage, "org", "site", "https://nowhere.example")
+
+
+@pytest.mark.slow
+def test_chromium_paints_the_ortho_from_range_requests(published, page_server) -> None:
+    if not Path(CHROMIUM).exists() or not (MODULES / "maplibre-gl").is_dir():
+        pytest.skip("Debian chromium or tests/js/node_modules is missing (.ci/run installs both)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    storage, _ = published
+    root, origin = page_server
+    policy.apply_cors(storage, policy.cors_rules([], [origin]))
+    page_path = write_map(storage, "org", "site", root / "map.html", origin, assets=MODULES)
+    ranges: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+            "--disable-background-networking", "--disable-component-update", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 600})
+            page.on("request", lambda r: ranges.append(r.headers.get("range", "")) if ".pmtiles" in r.url else None)
+            page.goto(f"{origin}/{page_path.name}")
+            page.wait_for_function("window.workbenchMapIdle === true", timeout=60_000)
+            errors = page.evaluate("window.workbenchMapErrors")
+            ARTIFACTS.mkdir(exist_ok=True)
+            shot = ARTIFACTS / "map.png"
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert errors == []
+    assert any(r.startswith("bytes=") for r in ranges)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    magenta = (pixels[..., 0] > 240) & (pixels[..., 1] < 20) & (pixels[..., 2] > 240)
+    centre = ~magenta[200:400, 250:550]
+    assert centre.mean() > 0.9  # the ortho covers the middle of the view
+    assert pixels[200:400, 250:550].std() > 10  # and it is imagery, not a flat fill

@@ -1,0 +1,145 @@
+"""Maps of a project: the orthophoto as raster PMTiles and the coverage as vector PMTiles, read by the
+browser straight from the bucket through presigned URLs (range requests).
+
+leafmap's ``add_pmtiles`` assumes vector tiles, so the ortho is added as a MapLibre ``raster`` source
+with a ``pmtiles://`` URL. Presigned reads from a page need the bucket's CORS to allow the page's origin
+with ``Range`` and to expose ``ETag``: the helpers check that first, with a real preflight, and say what
+to fix. :func:`map_html` writes a standalone page (MapLibre GL JS and the pmtiles protocol inlined from a
+local ``node_modules`` when given, else loaded from unpkg).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import string
+from pathlib import Path
+from typing import Any
+
+from pmtiles.tile import deserialize_header
+
+from workbench import layout
+from workbench.errors import WorkbenchError
+from workbench.policy.cors import diagnose_cors
+from workbench.presign import Presigner
+from workbench.storage import Storage
+
+MAPLIBRE_VERSION = "5.24.0"
+PMTILES_JS_VERSION = "4.5.0"
+QA_COLOURS = ["match", ["get", "qa"], "ok", "#1a9641", "#d7191c"]
+
+_PAGE = string.Template("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>$title</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+$head
+<style>html, body, #map { margin: 0; height: 100%; background: $background; }</style>
+</head><body><div id="map"></div>
+<script>
+const layers = $layers;
+const protocol = new pmtiles.Protocol();
+maplibregl.addProtocol("pmtiles", protocol.tile);
+const map = new maplibregl.Map({
+  container: "map", bounds: $bounds, fitBoundsOptions: {padding: 10}, attributionControl: {compact: true},
+  style: {version: 8, sources: {}, layers: [{id: "background", type: "background", paint: {"background-color": "$background"}}]}
+});
+window.workbenchMapErrors = [];
+map.on("error", (event) => window.workbenchMapErrors.push(String((event.error && event.error.message) || event)));
+map.on("load", () => {
+  for (const [id, source] of Object.entries(layers.sources)) map.addSource(id, source);
+  for (const layer of layers.layers) map.addLayer(layer);
+});
+map.on("idle", () => { window.workbenchMapIdle = true; });
+</script></body></html>
+""")
+
+
+@dataclasses.dataclass(frozen=True)
+class MapLayers:
+    """What a project map shows: presigned archive URLs and the ortho's bounds."""
+
+    ortho_key: str
+    ortho_url: str
+    bounds: tuple[float, float, float, float]
+    coverage_key: str | None
+    coverage_url: str | None
+
+    def style(self) -> dict[str, Any]:
+        """MapLibre sources and layers for these archives."""
+        sources: dict[str, Any] = {"ortho": {"type": "raster", "url": f"pmtiles://{self.ortho_url}", "tileSize": 512}}
+        layers: list[dict[str, Any]] = [{"id": "ortho", "type": "raster", "source": "ortho"}]
+        if self.coverage_url:
+            sources["coverage"] = {"type": "vector", "url": f"pmtiles://{self.coverage_url}"}
+            layers += [
+                {"id": "footprints", "type": "line", "source": "coverage", "source-layer": "footprints",
+                 "paint": {"line-color": QA_COLOURS, "line-width": 1}},
+                {"id": "coverage", "type": "line", "source": "coverage", "source-layer": "coverage",
+                 "paint": {"line-color": "#2b83ba", "line-width": 3}},
+            ]
+        return {"sources": sources, "layers": layers}
+
+
+def _newest(storage: Storage, prefix: str) -> str | None:
+    keys = sorted(info.key for info in storage.list(prefix) if info.key.endswith(".pmtiles"))
+    return keys[-1] if keys else None
+
+
+def map_layers(storage: Storage, org: str, project: str, origin: str, ttl: int = 3600) -> MapLayers:
+    """The newest ortho and coverage archives of a project, presigned, after checking CORS for ``origin``."""
+    ortho = _newest(storage, layout.pmtiles_prefix("ortho", org, project))
+    if ortho is None:
+        raise WorkbenchError(f"no orthophoto PMTiles for {org}/{project}: run `workbench tiles` first")
+    coverage = _newest(storage, layout.pmtiles_prefix("coverage", org))
+    presigner = Presigner(storage)
+    ortho_url = presigner.get(ortho, ttl=ttl)
+    verdict = diagnose_cors(ortho_url, origin, "GET")
+    if not verdict.allowed:
+        raise WorkbenchError(f"a map served from {origin} could not read the tiles: {verdict.reason}; fix it with "
+                             f"`workbench policy apply --web-origin {origin}`")
+    header = deserialize_header(storage.get_bytes(ortho, (0, 126)))
+    bounds = tuple(header[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
+    return MapLayers(ortho, ortho_url, bounds, coverage,  # type: ignore[arg-type]
+                     presigner.get(coverage, ttl=ttl) if coverage else None)
+
+
+def map_html(layers: MapLayers, title: str, assets: Path | None = None, background: str = "#ff00ff") -> str:
+    """A standalone HTML page showing ``layers`` (JS inlined from ``assets``/node_modules, else unpkg)."""
+    if assets is not None:
+        files = {"maplibre": assets / "maplibre-gl" / "dist" / "maplibre-gl.js",
+                 "css": assets / "maplibre-gl" / "dist" / "maplibre-gl.css", "pmtiles": assets / "pmtiles" / "dist" / "pmtiles.js"}
+        missing = [str(p) for p in files.values() if not p.is_file()]
+        if missing:
+            raise WorkbenchError(f"map assets missing: {', '.join(missing)} (npm install maplibre-gl pmtiles)")
+        head = (f"<style>{files['css'].read_text()}</style>\n<script>{files['maplibre'].read_text()}</script>\n"
+                f"<script>{files['pmtiles'].read_text()}</script>")
+    else:
+        base = f"https://unpkg.com/maplibre-gl@{MAPLIBRE_VERSION}/dist"
+        head = (f'<link rel="stylesheet" href="{base}/maplibre-gl.css">\n<script src="{base}/maplibre-gl.js"></script>\n'
+                f'<script src="https://unpkg.com/pmtiles@{PMTILES_JS_VERSION}/dist/pmtiles.js"></script>')
+    west, south, east, north = layers.bounds
+    return _PAGE.substitute(title=title, head=head, background=background, layers=json.dumps(layers.style()),
+                            bounds=json.dumps([[west, south], [east, north]]))
+
+
+def write_map(storage: Storage, org: str, project: str, path: str | Path, origin: str,
+              assets: Path | None = None) -> Path:
+    """Write a project's standalone map page to ``path`` (URLs valid for 1 hour)."""
+    page = map_html(map_layers(storage, org, project, origin), f"{org}/{project}", assets)
+    target = Path(path)
+    target.write_text(page)
+    return target
+
+
+def leafmap_map(layers: MapLayers) -> Any:
+    """A leafmap (MapLibre backend) map of ``layers`` for JupyterLab."""
+    import leafmap.maplibregl as leafmap
+
+    west, south, east, north = layers.bounds
+    m = leafmap.Map(center=[(west + east) / 2, (south + north) / 2], zoom=16, style="positron")
+    style = layers.style()
+    for source_id, source in style["sources"].items():
+        m.add_source(source_id, source)
+    for layer in style["layers"]:
+        m.add_layer(layer)
+    m.fit_bounds([[west, south], [east, north]])
+    return m
+
