@@ -211,14 +211,16 @@ def _weed_pids() -> set[int]:
 
 
 @pytest.mark.slow
-def test_demo_command_prints_the_summary() -> None:
+def test_demo_command_prints_the_summary(tmp_path: Path) -> None:
     before = _weed_pids()
-    done = subprocess.run([sys.executable, "-m", "workbench.cli", "demo", "--no-progress"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "demo", "--no-progress", "--map-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "20 uploaded" in done.stdout and "GET (1 h)" in done.stdout and "X-Amz-Signature=" in done.stdout
     assert "18 usable; flags: 1 blurry, 1 not_nadir" in done.stdout and "SYN_OBLIQUE.JPG: gimbal pitch -10.0" in done.stdout
     assert "quicklook   ortho.tif" in done.stdout and "EPSG:32737" in done.stdout and "ortho (1 h)" in done.stdout
     assert "WebP tiles, zoom" in done.stdout and "pmtiles://http://127.0.0.1:" in done.stdout
+    assert f"map         {tmp_path / 'map.html'}" in done.stdout and "pmtiles://" in (tmp_path / "map.html").read_text()
     assert "lifecycle   applied" in done.stdout and "CORS        applied" in done.stdout
     assert _no_weed_left(before)
 

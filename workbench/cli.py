@@ -264,10 +264,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     server = LocalS3(data_dir=args.data)
     try:
-        result = run_demo(server, progress=not args.no_progress)
+        result = run_demo(server, progress=not args.no_progress, map_dir=args.map_dir)
         print(result.summary())
         if args.keep_running:
-            print("the embedded S3 keeps running (the URLs above work until it stops); press Ctrl+C to stop", flush=True)
+            page = _serve_folder(result.map_path.parent, 8000)
+            print(f"open {page}/{result.map_path.name} in a browser; the embedded S3 keeps running (the URLs above "
+                  "work until it stops); press Ctrl+C to stop", flush=True)
             threading.Event().wait()
         else:
             print("the embedded S3 stops now, so these URLs stop working: use --keep-running to try them")
@@ -276,6 +278,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         server.stop()
     return 0
+
+
+def _serve_folder(folder: Path, port: int) -> str:
+    """Serve ``folder`` on 127.0.0.1:``port`` in a background thread; return its URL."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:
+        raise WorkbenchError(f"port {port} on 127.0.0.1 is busy: the demo map must be served from there (CORS)") from None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{port}"
 
 
 # -- parser ---------------------------------------------------------------------------------------
@@ -396,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = command("demo", cmd_demo, "the end-to-end demo on an embedded S3 (no cloud account needed)")
     demo.add_argument("--data", help="keep the embedded S3's data in this folder")
-    demo.add_argument("--keep-running", action="store_true", help="keep the server running after the demo")
+    demo.add_argument("--keep-running", action="store_true",
+                      help="keep the server running after the demo and serve the map on http://127.0.0.1:8000")
+    demo.add_argument("--map-dir", default="workbench-demo", help="where to write map.html (default ./workbench-demo)")
     demo.add_argument("--no-progress", action="store_true")
     return parser
 

@@ -4,7 +4,7 @@ Starts the embedded S3, renders the synthetic survey (with two flawed images), u
 parallel, resumable, checksummed), applies the lifecycle and CORS policies, ingests it on a local Dask
 cluster (metadata, QA, footprints, thumbnails, GeoParquet manifest), builds the quick-look
 orthomosaic (a COG in the bucket), tiles it into raster PMTiles, and prints a summary with presigned
-URLs.
+URLs and a map page.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from pathlib import Path
 from workbench import layout, policy
 from workbench.cluster import ensure_client
 from workbench.config import Settings
+from workbench.coverage import build_coverage
 from workbench.engines.cog import report
 from workbench.engines.quicklook import QuicklookEngine
 from workbench.engines.runs import RunRecord, run_engine
 from workbench.errors import WorkbenchError
 from workbench.imagery.ingest import IngestResult, ingest
 from workbench.local import LocalS3
+from workbench.maps import write_map
 from workbench.presign import Presigner
 from workbench.storage import Storage
 from workbench.synthetic import Survey, write_survey
@@ -33,7 +35,8 @@ from workbench.transfer import UploadReport, upload_folder
 DEMO_ORG = "demo-org"
 DEMO_PROJECT = "synthetic-survey"
 DEMO_UPLOAD_ORIGINS = ("http://localhost:8888", "http://127.0.0.1:8888")
-DEMO_WEB_ORIGINS = ("http://localhost:8888", "http://127.0.0.1:8888", "http://localhost:8000")
+DEMO_WEB_ORIGINS = ("http://localhost:8888", "http://127.0.0.1:8888", "http://localhost:8000", "http://127.0.0.1:8000")
+DEMO_MAP_ORIGIN = "http://127.0.0.1:8000"
 
 
 @dataclasses.dataclass
@@ -53,6 +56,7 @@ class DemoResult:
     tiles_key: str
     tiles: TileSummary
     tiles_url: str
+    map_path: Path
     seconds: float
 
     def summary(self) -> str:
@@ -72,6 +76,7 @@ class DemoResult:
             f"  PMTiles     {self.tiles.tiles} WebP tiles, zoom {self.tiles.minzoom}-{self.tiles.maxzoom}, "
             f"{self.tiles.size / 1024:.0f} KiB, checked -> {self.tiles_key}",
             f"  PMTiles URL (1 h, range reads) pmtiles://{self.tiles_url}",
+            f"  map         {self.map_path.resolve()} (ortho + coverage, for {DEMO_MAP_ORIGIN})",
             f"  first image {first.key} ({first.size / 1024:.0f} KiB)",
             f"  GET (1 h)   {self.get_url}",
             f"  ortho (1 h) {self.ortho_url}",
@@ -98,6 +103,7 @@ def run_demo(
     images_dir: str | Path | None = None,
     progress: bool = True,
     echo: Callable[[str], object] = print,
+    map_dir: str | Path = "workbench-demo",
 ) -> DemoResult:
     """Run the demo against a started (or not yet started) embedded server; return what it did."""
     started = time.perf_counter()
@@ -128,6 +134,9 @@ def run_demo(
                            reporter=report)
         echo("tiling the orthophoto into PMTiles on Dask ...")
         tiles_key, tiles, _ = tile_run(storage, DEMO_ORG, DEMO_PROJECT, client=client, progress=progress)
+    build_coverage(storage, DEMO_ORG)
+    Path(map_dir).mkdir(parents=True, exist_ok=True)
+    map_path = write_map(storage, DEMO_ORG, DEMO_PROJECT, Path(map_dir) / "map.html", DEMO_MAP_ORIGIN)
     presigner = Presigner(storage)
     first = uploaded.results[0].key
     get_url = presigner.get(first)
@@ -135,4 +144,4 @@ def run_demo(
     ortho_key = next(p["key"] for p in ortho.products if p["name"] == "ortho.tif")
     ortho_url = presigner.get(ortho_key, download_name="ortho.tif")
     return DemoResult(settings, flight, uploaded, lifecycle_change, cors_change, get_url, put_url, ortho_url, qa, ortho,
-                      tiles_key, tiles, presigner.get(tiles_key), time.perf_counter() - started)
+                      tiles_key, tiles, presigner.get(tiles_key), map_path, time.perf_counter() - started)

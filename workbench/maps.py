@@ -129,12 +129,18 @@ def write_map(storage: Storage, org: str, project: str, path: str | Path, origin
     return target
 
 
-def leafmap_map(layers: MapLayers) -> Any:
-    """A leafmap (MapLibre backend) map of ``layers`` for JupyterLab."""
+def leafmap_map(layers: MapLayers, basemap: str | dict[str, Any] | None = None) -> Any:
+    """A leafmap (MapLibre backend) map of ``layers`` for JupyterLab.
+
+    ``basemap`` is a leafmap style name (e.g. ``"positron"``, fetched from the internet) or a MapLibre
+    style; the default is a plain background, so the map works offline and on Binder.
+    """
     import leafmap.maplibregl as leafmap
 
     west, south, east, north = layers.bounds
-    m = leafmap.Map(center=[(west + east) / 2, (south + north) / 2], zoom=16, style="positron")
+    style = basemap or {"version": 8, "sources": {},
+                        "layers": [{"id": "background", "type": "background", "paint": {"background-color": "#f4f4f0"}}]}
+    m = leafmap.Map(center=[(west + east) / 2, (south + north) / 2], zoom=16, style=style)
     style = layers.style()
     for source_id, source in style["sources"].items():
         m.add_source(source_id, source)
