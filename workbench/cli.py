@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiles.add_argument("--project", required=True)
     tiles.add_argument("--run", help="processing run id (default: the project's latest)")
     tiles.add_argument("--format", choices=["webp", "png", "jpeg"], default="webp")
-    tiles.add_argument("--quality", type=int, default=85)
+    tiles.add_argument("--quality", type=int, default=75, help="WebP/JPEG quality (default 75)")
     tiles.add_argument("--tile-size", type=int, choices=[256, 512], default=512)
     tiles.add_argument("--minzoom", type=int)
     tiles.add_argument("--maxzoom", type=int, help="default: the deepest zoom not finer than the ortho")

@@ -51,7 +51,7 @@ class TileOptions:
     minzoom: int | None = None
     maxzoom: int | None = None
     tile_format: str = "webp"
-    quality: int = 85
+    quality: int = 75  # as GDAL and rio-pmtiles
     tile_size: int = 512
     name: str = "orthophoto"
     attribution: str = ""
