@@ -41,7 +41,7 @@ import sys
 from workbench.cluster import local_client
 from workbench.tiles import TileOptions, write_pmtiles
 if __name__ == "__main__":
-    client = local_client(n_workers=int(sys.argv[5]), threads_per_worker=1)
+    client = local_client(n_workers=int(sys.argv[5]), threads_per_worker=int(sys.argv[6]))
     write_pmtiles(sys.argv[1], sys.argv[2], TileOptions(minzoom=int(sys.argv[3]), maxzoom=int(sys.argv[4])),
                   client=client, progress=False)
 """
@@ -109,6 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16000, help="pixels per side (default 16000)")
     parser.add_argument("--resolution", type=float, default=0.05)
+    parser.add_argument("--threads", type=int, default=2, help="threads per Dask worker process (default 2: GDAL "
+                        "reads and WebP encoding release the GIL)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "tiles.json")
     args = parser.parse_args()
     rio = Path(sys.executable).with_name("rio")
@@ -121,7 +123,7 @@ def main() -> None:
         print(f"COG {cog.stat().st_size / 2**20:.0f} MiB; zooms {minzoom}..{maxzoom}; {cpus} CPUs", flush=True)
         results = {
             "workbench": measure([sys.executable, "-c", OURS, str(cog), str(folder / "ours.pmtiles"), str(minzoom),
-                                  str(maxzoom), str(cpus)]),
+                                  str(maxzoom), str(cpus), str(args.threads)]),
             "rio pmtiles": measure([str(rio), "pmtiles", str(cog), str(folder / "rio.pmtiles"), "--rgba", "-f", "WEBP",
                                     "--tile-size", "512", "--zoom-levels", f"{minzoom}..{maxzoom}", "-j", str(cpus),
                                     "--silent"]),
