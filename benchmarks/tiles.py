@@ -2,7 +2,8 @@
 
 Generates an RGBA COG (default 16000 x 16000 px at 5 cm, the synthetic scene, an irregular footprint
 with transparency outside), then tiles it with both tools, one after the other, with the same tile size
-(512), format (WebP), zoom range and number of processes (the CPU count). Each tool runs as its own
+(512), format (WebP), zoom range, on the same CPUs (rio-pmtiles: ``-j`` = CPU count processes; the
+workbench: its default local Dask cluster, threads of one process). Each tool runs as its own
 process tree; wall time, CPU seconds (all descendants) and peak memory (sum of the tree's RSS, sampled
 every 50 ms) are measured from outside. Prints tiles per zoom, whether both produced the same set of
 tiles, and the ratios.
@@ -38,12 +39,10 @@ from workbench.tiles import source_facts, zoom_range  # noqa: E402
 
 OURS = """
 import sys
-from workbench.cluster import local_client
 from workbench.tiles import TileOptions, write_pmtiles
 if __name__ == "__main__":
-    client = local_client(n_workers=int(sys.argv[5]), threads_per_worker=int(sys.argv[6]))
     write_pmtiles(sys.argv[1], sys.argv[2], TileOptions(minzoom=int(sys.argv[3]), maxzoom=int(sys.argv[4])),
-                  client=client, progress=False)
+                  progress=False)
 """
 
 
@@ -109,8 +108,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16000, help="pixels per side (default 16000)")
     parser.add_argument("--resolution", type=float, default=0.05)
-    parser.add_argument("--threads", type=int, default=2, help="threads per Dask worker process (default 2: GDAL "
-                        "reads and WebP encoding release the GIL)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "tiles.json")
     args = parser.parse_args()
     rio = Path(sys.executable).with_name("rio")
@@ -123,7 +120,7 @@ def main() -> None:
         print(f"COG {cog.stat().st_size / 2**20:.0f} MiB; zooms {minzoom}..{maxzoom}; {cpus} CPUs", flush=True)
         results = {
             "workbench": measure([sys.executable, "-c", OURS, str(cog), str(folder / "ours.pmtiles"), str(minzoom),
-                                  str(maxzoom), str(cpus), str(args.threads)]),
+                                  str(maxzoom)]),
             "rio pmtiles": measure([str(rio), "pmtiles", str(cog), str(folder / "rio.pmtiles"), "--rgba", "-f", "WEBP",
                                     "--tile-size", "512", "--zoom-levels", f"{minzoom}..{maxzoom}", "-j", str(cpus),
                                     "--silent"]),

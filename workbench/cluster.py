@@ -15,17 +15,20 @@ from workbench.errors import WorkbenchError
 LOOPBACK = "127.0.0.1"
 
 
-def local_client(n_workers: int | None = None, threads_per_worker: int = 4, memory_limit: str = "auto") -> Any:
+def local_client(n_workers: int | None = None, threads_per_worker: int = 4, memory_limit: str = "auto",
+                 processes: bool = True) -> Any:
     """A ``distributed.Client`` on a new LocalCluster bound to 127.0.0.1.
 
     Defaults: one worker process per CPU (at most 8), four threads each (ingest is mostly waiting on
-    S3), no dashboard port exposed beyond loopback.
+    S3), no dashboard port exposed beyond loopback. ``processes=False`` runs the workers as threads of
+    this process (no start-up cost; for work that releases the GIL).
     """
     from distributed import Client, LocalCluster
 
     workers = n_workers or min(os.cpu_count() or 1, 8)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                           host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0", memory_limit=memory_limit)
+    network = {"host": LOOPBACK} if processes else {}  # thread workers talk in-process (inproc://)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
+                           dashboard_address=f"{LOOPBACK}:0", memory_limit=memory_limit, **network)
     return Client(cluster)
 
 
@@ -49,12 +52,13 @@ def get_client(kind: str = "local", **options: Any) -> Any:
 
 
 @contextlib.contextmanager
-def ensure_client(client: Any = None, n_workers: int | None = None) -> Iterator[Any]:
-    """Yield ``client``; without one, a local cluster that is closed when the block ends."""
+def ensure_client(client: Any = None, n_workers: int | None = None, threads_per_worker: int = 4,
+                  processes: bool = True) -> Iterator[Any]:
+    """Yield ``client``; without one, a local cluster (see :func:`local_client`) closed when the block ends."""
     if client is not None:
         yield client
         return
-    local = local_client(n_workers=n_workers)
+    local = local_client(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=processes)
     try:
         yield local
     finally:
