@@ -146,7 +146,7 @@ def test_publish_refuses_an_invalid_archive(project: Storage, tmp_path: Path) ->
     bad = tmp_path / "bad.pmtiles"
     bad.write_bytes(b"not an archive" * 100)
     with pytest.raises(WorkbenchError, match="not a valid PMTiles"):
-        publish(project, "org", "tiles", bad)
+        publish(project, bad, "ortho", "org", "tiles")
 
 
 def test_coverage_vector_tiles_of_the_org(project: Storage) -> None:

@@ -26,11 +26,9 @@ from workbench import layout
 from workbench.errors import WorkbenchError
 from workbench.imagery.ingest import COVERAGE_NAME, MANIFEST_NAME
 from workbench.imagery.manifest import read_table
-from workbench.pmtiles_check import check_archive, file_reader
-from workbench.policy.generations import DEFAULT_KEEP, PruneResult, prune_generations
+from workbench.policy.generations import DEFAULT_KEEP, PruneResult
 from workbench.storage import Storage
-from workbench.tiles import PMTILES_CACHE_CONTROL, PMTILES_CONTENT_TYPE
-from workbench.transfer import upload_file
+from workbench.tiles import publish
 
 MAX_ZOOM = 18
 
@@ -96,12 +94,6 @@ def build_coverage(storage: Storage, org: str, day: dt.date | None = None, keep:
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise WorkbenchError(f"tippecanoe failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
-        report = check_archive(file_reader(archive))
-        if not report.ok:
-            raise WorkbenchError(f"tippecanoe wrote an invalid archive: {'; '.join(report.problems)}")
-        key = layout.pmtiles_key("coverage", org, day or dt.date.today())
-        upload_file(storage, archive, key, existing=None, content_type=PMTILES_CONTENT_TYPE,
-                    cache_control=PMTILES_CACHE_CONTROL)
-    pruned = prune_generations(storage, layout.pmtiles_prefix("coverage", org), keep=keep)
+        key, pruned, report = publish(storage, archive, "coverage", org, day=day, keep=keep)
     return CoverageSummary(key=key, projects=projects, footprints=len(footprints), flights=len(coverage),
                            tiles=len(report.tile_ids), pruned=pruned)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from workbench import layout
 from workbench.errors import WorkbenchError
-from workbench.pmtiles_check import check_archive, file_reader
+from workbench.pmtiles_check import ArchiveReport, check_archive, file_reader
 from workbench.policy.generations import DEFAULT_KEEP, PruneResult, prune_generations
 from workbench.transfer import upload_file
 
@@ -212,16 +212,19 @@ PMTILES_CONTENT_TYPE = "application/vnd.pmtiles"
 PMTILES_CACHE_CONTROL = "public, max-age=300"  # a same-day rebuild replaces the day's generation
 
 
-def publish(storage: Any, org: str, project: str, archive: Path, layer: str = "ortho", day: dt.date | None = None,
-            keep: int = DEFAULT_KEEP) -> tuple[str, PruneResult]:
-    """Check ``archive``, upload it as today's generation of (org, layer, project), prune to ``keep``."""
+def publish(storage: Any, archive: Path, layer: str, org: str, *parts: str, day: dt.date | None = None,
+            keep: int = DEFAULT_KEEP) -> tuple[str, PruneResult, ArchiveReport]:
+    """Check ``archive``, upload it as the day's generation of ``pmtiles/{layer}/{org}/[parts/]``, prune to ``keep``.
+
+    Raster and vector (coverage) archives publish the same way; an archive that fails the check is refused.
+    """
     report = check_archive(file_reader(archive))
     if not report.ok:
         raise WorkbenchError(f"{archive.name} is not a valid PMTiles archive: {'; '.join(report.problems)}")
-    key = layout.pmtiles_key(layer, org, day or dt.date.today(), project)
+    key = layout.pmtiles_key(layer, org, day or dt.date.today(), *parts)
     upload_file(storage, archive, key, existing=None, content_type=PMTILES_CONTENT_TYPE,
                 cache_control=PMTILES_CACHE_CONTROL)
-    return key, prune_generations(storage, layout.pmtiles_prefix(layer, org, project), keep=keep)
+    return key, prune_generations(storage, layout.pmtiles_prefix(layer, org, *parts), keep=keep), report
 
 
 def tile_run(storage: Any, org: str, project: str, run: str | None = None, options: TileOptions | None = None,
@@ -244,5 +247,5 @@ def tile_run(storage: Any, org: str, project: str, run: str | None = None, optio
     options = options or TileOptions(name=f"{org}/{project} orthophoto", attribution=f"{org}, run {record['run']}")
     with tempfile.TemporaryDirectory(prefix="workbench-tiles-") as scratch:
         summary = write_pmtiles(source, Path(scratch) / "ortho.pmtiles", options, client=client, progress=progress)
-        key, pruned = publish(storage, org, project, summary.path, keep=keep)
+        key, pruned, _ = publish(storage, summary.path, "ortho", org, project, keep=keep)
     return key, dataclasses.replace(summary, path=Path(key)), pruned

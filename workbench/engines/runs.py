@@ -199,10 +199,15 @@ def run_engine(
         _finish(storage, record, started, "failed", f"{type(exc).__name__}: {exc}")
         raise
     _finish(storage, record, started, "completed", None)
-    storage.put_bytes(layout.latest_key(org, project),
-                      json.dumps({"run": record.run, "engine": engine.name, "published_at": record.finished_at}).encode(),
-                      content_type="application/json")
+    _point_latest(storage, org, project, record.run, engine.name, record.finished_at or _now())
     return record
+
+
+def _point_latest(storage: Storage, org: str, project: str, run: str, engine: str, published_at: str) -> None:
+    """Move the project's ``latest`` pointer to ``run`` (always the last write of a publication)."""
+    storage.put_bytes(layout.latest_key(org, project),
+                      json.dumps({"run": run, "engine": engine, "published_at": published_at}).encode(),
+                      content_type="application/json")
 
 
 def _finish(storage: Storage, record: RunRecord, started: float, status: str, error: str | None) -> None:
@@ -236,7 +241,5 @@ def reconcile(storage: Storage, org: str, project: str, run: str) -> dict[str, A
     storage.put_bytes(key, json.dumps(record, indent=2, default=str).encode(), content_type="application/json")
     pointer = read_record(storage, layout.latest_key(org, project))
     if pointer is None or pointer["run"] < run:
-        storage.put_bytes(layout.latest_key(org, project),
-                          json.dumps({"run": run, "engine": record["engine"], "published_at": record["finished_at"]}).encode(),
-                          content_type="application/json")
+        _point_latest(storage, org, project, run, record["engine"], record["finished_at"])
     return record
