@@ -16,22 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import rasterio
 from rasterio.transform import from_origin
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.measure import measure  # noqa: E402
 from workbench.engines.cog import write_cog  # noqa: E402
 from workbench.pmtiles_check import check_archive, file_reader  # noqa: E402
 from workbench.synthetic import ground_colour  # noqa: E402
@@ -71,37 +67,6 @@ def make_cog(path: Path, size: int, resolution: float) -> Path:
     write_cog(raw, path)
     raw.unlink()
     return path
-
-
-def measure(command: list[str]) -> dict[str, float]:
-    """Run ``command``; return wall seconds, CPU seconds of the whole process tree, and peak tree RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(process.pid)
-        while not done.wait(0.05):
-            try:
-                tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:
-                continue
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = process.communicate()
-    done.set()
-    sampler.join()
-    wall = time.perf_counter() - start
-    if process.returncode != 0:
-        raise SystemExit(f"{command[0]} failed: {stderr[-1000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "cpu_s": cpu, "peak_mib": peak / 2**20}
 
 
 def main() -> None:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from PIL import Image
 from pmtiles.reader import MmapSource, Reader
+from rasterio.transform import from_origin
 
 from workbench import layout
 from workbench.engines.cog import report
@@ -23,6 +25,7 @@ from workbench.imagery.ingest import ingest
 from workbench.pmtiles_check import check_archive, file_reader
 from workbench.storage import Storage
 from workbench.synthetic import Camera, Survey, write_survey
+from workbench.tile_render import SourceRaster, plan_blocks, render_block
 from workbench.tiles import (
     TileOptions,
     publish,
@@ -95,6 +98,112 @@ def test_same_tiles_as_rio_pmtiles(ortho: Path, tmp_path: Path, dask_client) -> 
                     "--zoom-levels", f"{ours.minzoom}..{ours.maxzoom}", "--silent"], check=True)
     theirs = check_archive(file_reader(tmp_path / "rio.pmtiles"))
     assert theirs.ok and check_archive(file_reader(ours.path)).tiles == theirs.tiles
+    differences = []
+    with open(ours.path, "rb") as mine, open(tmp_path / "rio.pmtiles", "rb") as other:
+        readers = Reader(MmapSource(mine)), Reader(MmapSource(other))
+        for tile in theirs.tiles:
+            a, b = (np.asarray(Image.open(io.BytesIO(r.get(*tile))).convert("RGBA")).astype(int) for r in readers)
+            both = (a[..., 3] == 255) & (b[..., 3] == 255)
+            if both.sum() > 1000:
+                differences.append(np.abs(a[both][:, :3] - b[both][:, :3]).mean())
+    assert differences and np.mean(differences) < 4.0, differences  # both lossy WebP at quality 75; 1 px off: 4.3
+
+
+def _geotiff(path: Path, pixels: np.ndarray, resolution: float, crs: str = "EPSG:32737") -> Path:
+    bands, height, width = pixels.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands, dtype=pixels.dtype, crs=crs,
+                       transform=from_origin(500100.0, 9250000.0, resolution, resolution)) as dst:
+        dst.write(pixels)
+    return path
+
+
+def _colour_difference(ours: np.ndarray, reference: np.ndarray, dx: int = 0, dy: int = 0) -> float:
+    """Mean RGB difference where both are opaque, with ``ours`` shifted by (dx, dy) pixels."""
+    shifted = np.roll(ours, (dy, dx), axis=(0, 1))[2:-2, 2:-2]
+    reference = reference[2:-2, 2:-2]
+    both = (shifted[..., 3] == 255) & (reference[..., 3] == 255)
+    return float(np.abs(shifted[both][:, :3] - reference[both][:, :3]).mean())
+
+
+def test_block_warp_matches_gdal(ortho: Path) -> None:
+    """The fitted-affine warp puts pixels where GDAL's exact warp (the fallback path) does, to well under a pixel."""
+    bounds, resolution = source_facts(str(ortho))
+    minzoom, maxzoom = zoom_range(bounds, resolution)
+    blocks = plan_blocks(bounds, minzoom, maxzoom, 512)
+    assert {z for b in blocks for z, _, _ in b.tiles} == set(range(minzoom, maxzoom + 1))
+    compared = 0
+    with SourceRaster(str(ortho)) as raster:
+        for block in blocks:
+            fast, exact = render_block(raster, block, 512), render_block(raster, block, 512, max_error=-1)
+            if fast is None:
+                assert exact is None
+                continue
+            ours, gdal = np.asarray(fast).astype(int), np.asarray(exact).astype(int)
+            assert ((ours[..., 3] > 0) != (gdal[..., 3] > 0)).mean() < 0.005
+            aligned = _colour_difference(ours, gdal)
+            one_pixel_off = min(_colour_difference(ours, gdal, dx, dy) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)))
+            assert aligned < 2.0 and aligned < 0.45 * one_pixel_off, (aligned, one_pixel_off)
+            compared += 1
+    assert compared >= 2
+
+
+def test_tiles_are_antialiased(tmp_path: Path) -> None:
+    """A one-pixel checkerboard seen three source pixels to a tile pixel is grey, not a moire of black and white."""
+    board = ((np.indices((1536, 1536)).sum(axis=0) % 2) * 255).astype(np.uint8)
+    source = _geotiff(tmp_path / "board.tif", np.stack([board] * 3), 0.025)
+    summary = write_pmtiles(str(source), tmp_path / "b.pmtiles", TileOptions(tile_format="png"), progress=False)
+    with open(summary.path, "rb") as handle:
+        reader = Reader(MmapSource(handle))
+        z, x, y = max(check_archive(file_reader(summary.path)).tiles)
+        tile = np.asarray(Image.open(io.BytesIO(reader.get(z, x, y))).convert("RGBA")).astype(float)
+    inside = tile[..., 3] == 255
+    assert summary.maxzoom == z and inside.sum() > 10000
+    assert abs(tile[inside][:, :3].mean() - 127.5) < 10 and tile[inside][:, :3].std() < 12
+
+
+def test_rasters_without_overviews_are_read_decimated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain GeoTIFF tiled at a low zoom is averaged while read, not read whole; it looks like its COG."""
+    from workbench.engines.cog import write_cog
+
+    rows, cols = np.mgrid[0:4096, 0:4096]
+    pixels = np.stack([(rows // 16 % 256), (cols // 16 % 256), ((rows + cols) // 64 % 256)]).astype(np.uint8)
+    plain = _geotiff(tmp_path / "plain.tif", pixels, 0.05)
+    cog = write_cog(plain, tmp_path / "cog.tif")
+    largest: list[int] = []
+    original = rasterio.io.DatasetReader.read
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        data = original(self, *args, **kwargs)
+        largest.append(data.shape[-1] * data.shape[-2])
+        return data
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+    options = TileOptions(minzoom=16, maxzoom=16, tile_format="png")
+    tiles = {}
+    for name, source in (("plain", plain), ("cog", cog)):
+        summary = write_pmtiles(str(source), tmp_path / f"{name}.pmtiles", options, progress=False)
+        with open(summary.path, "rb") as handle:
+            reader = Reader(MmapSource(handle))
+            tiles[name] = {t: np.asarray(Image.open(io.BytesIO(reader.get(*t))).convert("RGBA")).astype(int)
+                           for t in check_archive(file_reader(summary.path)).tiles}
+    assert max(largest) < 1024 * 1024 < 4096 * 4096  # the 4096 x 4096 raster is never read whole
+    assert tiles["plain"].keys() == tiles["cog"].keys() and tiles["plain"]
+    for tile, plain_pixels in tiles["plain"].items():
+        both = (plain_pixels[..., 3] == 255) & (tiles["cog"][tile][..., 3] == 255)
+        assert np.abs(plain_pixels[both][:, :3] - tiles["cog"][tile][both][:, :3]).mean() < 3
+
+
+def test_grey_sources_are_tiled_and_non_8bit_refused(tmp_path: Path) -> None:
+    ramp = np.tile(np.linspace(0, 255, 512).astype(np.uint8), (512, 1))[None]
+    summary = write_pmtiles(str(_geotiff(tmp_path / "grey.tif", ramp, 0.1)), tmp_path / "g.pmtiles",
+                            TileOptions(tile_format="png"), progress=False)
+    with open(summary.path, "rb") as handle:
+        rgb = np.asarray(Image.open(io.BytesIO(Reader(MmapSource(handle)).get(*max(
+            check_archive(file_reader(summary.path)).tiles)))).convert("RGB")).astype(int)
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all() and rgb.max() > 200
+    heights = _geotiff(tmp_path / "dsm.tif", np.ones((1, 64, 64), np.float32), 0.1)
+    with pytest.raises(WorkbenchError, match="8-bit"):
+        write_pmtiles(str(heights), tmp_path / "d.pmtiles", progress=False)
 
 
 @pytest.mark.parametrize(("tile_format", "magic"), [("png", b"\x89PNG"), ("jpeg", b"\xff\xd8")])

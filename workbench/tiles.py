@@ -2,10 +2,11 @@
 
 * Zoom range from the source: the deepest zoom whose pixel is not finer than the source's (at the
   raster's latitude), down to the zoom where the whole raster fits in one tile; both overridable.
-* Tiles are grouped by their ancestor two zooms up, so each Dask task reads one compact window of the
-  COG (rio-tiler picks the COG's overview for low zooms); tasks come back and are written in tile-ID
-  order by one ``pmtiles.Writer``, so the archive is clustered. Empty tiles (nothing under the mask) are
-  skipped; transparency is kept (WebP/PNG with alpha). GDAL's block cache is capped on the workers.
+* Each Dask task renders one block (a tile and its descendants two zooms down, see ``tile_render``): one
+  compact window of the COG, from the overview that suits the block's zoom. Encoded tiles wait in a
+  temporary file and are written in tile-ID order by one ``pmtiles.Writer``, so the archive is clustered
+  and memory does not grow with the ortho. Empty tiles (nothing under the mask) are skipped; transparency
+  is kept (WebP/PNG with alpha). GDAL's block cache is capped on the workers.
 * Metadata: bounds, center, min/max zoom, format, name, attribution, tile size.
 """
 
@@ -18,31 +19,33 @@ import math
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import mercantile
-import numpy as np
 import rasterio
 from PIL import Image
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 from rasterio.warp import transform_bounds
-from rio_tiler.errors import TileOutsideBounds
-from rio_tiler.io import Reader
 from tqdm.auto import tqdm
 
 from workbench import layout
 from workbench.errors import WorkbenchError
 from workbench.pmtiles_check import ArchiveReport, check_archive, file_reader
 from workbench.policy.generations import DEFAULT_KEEP, PruneResult, prune_generations
+from workbench.tile_render import (
+    Block,
+    SourceRaster,
+    cut_tiles,
+    plan_blocks,
+    render_block,
+)
 from workbench.transfer import upload_file
 
 EARTH_CIRCUMFERENCE = 40075016.686
 FORMATS = {"webp": TileType.WEBP, "png": TileType.PNG, "jpeg": TileType.JPEG}
 GDAL_ENV = {"GDAL_CACHEMAX": 128, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "VSI_CACHE": True}
-GROUP_LEVELS = 2  # tiles are grouped by their ancestor this many zooms up (16 tiles a task at most; measured)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,55 +104,52 @@ def zoom_range(bounds: tuple[float, float, float, float], resolution: float, til
     return minzoom, maxzoom
 
 
-def plan(bounds: tuple[float, float, float, float], minzoom: int, maxzoom: int) -> list[list[tuple[int, int, int]]]:
-    """Tiles (z, x, y) grouped into tasks: by ancestor ``GROUP_LEVELS`` zooms up, each group in tile-ID order."""
-    groups: dict[tuple[int, int, int], list[tuple[int, int, int]]] = defaultdict(list)
-    for tile in mercantile.tiles(*bounds, zooms=list(range(minzoom, maxzoom + 1))):
-        level = max(minzoom, tile.z - GROUP_LEVELS)
-        parent = mercantile.parent(tile, zoom=level) if tile.z > level else tile
-        groups[(parent.z, parent.x, parent.y)].append((tile.z, tile.x, tile.y))
-    ordered = [sorted(group, key=lambda t: zxy_to_tileid(*t)) for group in groups.values()]
-    return sorted(ordered, key=lambda g: zxy_to_tileid(*g[0]))
-
-
-def _encode(data: np.ndarray, mask: np.ndarray, options: TileOptions) -> bytes:
-    rgb = np.moveaxis(data[:3], 0, -1).astype(np.uint8)
+def _encode(tile: Image.Image, options: TileOptions) -> bytes:
     buffer = io.BytesIO()
+    opaque = tile.getchannel("A").getextrema()[0] == 255
     if options.tile_format == "jpeg":
-        Image.fromarray(rgb, "RGB").save(buffer, "JPEG", quality=options.quality)
+        tile.convert("RGB").save(buffer, "JPEG", quality=options.quality)
+    elif options.tile_format == "webp":
+        # libwebp method 0 for opaque tiles, 2 with alpha: 2-3.5x faster than the default 4, similar size
+        (tile.convert("RGB") if opaque else tile).save(buffer, "WEBP", quality=options.quality, method=0 if opaque else 2)
     else:
-        opaque = bool(mask.min() == 255)
-        image = Image.fromarray(rgb, "RGB") if opaque else Image.fromarray(np.dstack([rgb, mask.astype(np.uint8)]), "RGBA")
-        if options.tile_format == "webp":
-            # libwebp method 0 for opaque tiles, 2 with alpha: 2-3.5x faster than the default 4, similar size
-            image.save(buffer, "WEBP", quality=options.quality, method=0 if opaque else 2)
-        else:
-            image.save(buffer, "PNG", optimize=False)
+        (tile.convert("RGB") if opaque else tile).save(buffer, "PNG", optimize=False)
     return buffer.getvalue()
 
 
-def render_tiles(source: str, tiles: list[tuple[int, int, int]], options: TileOptions) -> list[tuple[int, bytes]]:
-    """Render a group of tiles from the COG; runs on a Dask worker. Empty tiles are left out."""
-    rendered = []
-    with rasterio.Env(**GDAL_ENV), Reader(source) as cog:
-        for z, x, y in tiles:
-            try:
-                image = cog.tile(x, y, z, tilesize=options.tile_size, resampling_method="bilinear")
-            except TileOutsideBounds:
-                continue
-            mask = image.mask
-            if not mask.any():
-                continue
-            rendered.append((zxy_to_tileid(z, x, y), _encode(image.data, mask, options)))
-    return rendered
+def render_tiles(source: str, block: Block, options: TileOptions) -> list[tuple[int, bytes]]:
+    """Render and encode one block's tiles from the raster; runs on a Dask worker. Empty tiles are left out."""
+    with rasterio.Env(**GDAL_ENV), SourceRaster(source) as raster:
+        image = render_block(raster, block, options.tile_size)
+        if image is None:
+            return []
+        return [(zxy_to_tileid(*zxy), _encode(tile, options)) for zxy, tile in cut_tiles(image, block, options.tile_size)]
+
+
+class _Spool:
+    """Encoded tiles parked in a temporary file as they arrive, handed back in tile-ID order."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(prefix="workbench-tiles-")
+        self.index: list[tuple[int, int, int]] = []  # tile id, offset, length
+
+    def add(self, tile_id: int, data: bytes) -> None:
+        self.index.append((tile_id, self.file.tell(), len(data)))
+        self.file.write(data)
+
+    def in_order(self) -> Iterator[tuple[int, bytes]]:
+        for tile_id, offset, length in sorted(self.index):
+            self.file.seek(offset)
+            yield tile_id, self.file.read(length)
 
 
 def write_pmtiles(source: str, destination: str | Path, options: TileOptions | None = None, client: Any = None,
                   progress: bool = True) -> TileSummary:
     """Tile ``source`` (a COG path or URL) into the PMTiles file ``destination``.
 
-    Without ``client`` the tiles are rendered by threads of this process (GDAL's warps and libwebp release
-    the GIL, and no worker processes have to start): measured faster than worker processes on 2 CPUs.
+    Without ``client`` the blocks are rendered by threads of this process (GDAL's reads, Pillow's resampling
+    and libwebp release the GIL, and no worker processes have to start): measured faster than worker
+    processes on 2 CPUs. Encoded tiles wait in a temporary file, not in memory, until they are written.
     """
     from distributed import as_completed
 
@@ -162,21 +162,21 @@ def write_pmtiles(source: str, destination: str | Path, options: TileOptions | N
     maxzoom = auto_max if options.maxzoom is None else options.maxzoom
     if not 0 <= minzoom <= maxzoom <= 24:
         raise WorkbenchError(f"zoom range {minzoom}..{maxzoom} is not valid (0 <= min <= max <= 24)")
-    groups = plan(bounds, minzoom, maxzoom)
-    results: dict[int, list[tuple[int, bytes]]] = {}
+    blocks = plan_blocks(bounds, minzoom, maxzoom, options.tile_size)
     threads = (os.cpu_count() or 1) + 1
-    with ensure_client(client, n_workers=1, threads_per_worker=threads, processes=False) as active:
-        futures = active.map(render_tiles, [source] * len(groups), groups, [options] * len(groups), pure=False)
+    spool = _Spool()
+    with spool.file, ensure_client(client, n_workers=1, threads_per_worker=threads, processes=False) as active:
+        futures = active.map(render_tiles, [source] * len(blocks), blocks, [options] * len(blocks), pure=False)
         index = {future.key: i for i, future in enumerate(futures)}
-        with tqdm(total=sum(len(g) for g in groups), desc="tiles", unit="tile", disable=not progress) as bar:
+        with tqdm(total=sum(len(b.tiles) for b in blocks), desc="tiles", unit="tile", disable=not progress) as bar:
             for future in as_completed(futures):
-                results[index[future.key]] = future.result()
-                bar.update(len(groups[index[future.key]]))
+                for tile_id, data in future.result():
+                    spool.add(tile_id, data)
+                bar.update(len(blocks[index[future.key]].tiles))
                 future.release()
-    tiles = sorted((tile for group in results.values() for tile in group), key=lambda t: t[0])
-    if not tiles:
-        raise WorkbenchError(f"{source} produced no tiles: is it empty or entirely masked?")
-    return _write_archive(Path(destination), tiles, bounds, minzoom, maxzoom, options)
+        if not spool.index:
+            raise WorkbenchError(f"{source} produced no tiles: is it empty or entirely masked?")
+        return _write_archive(Path(destination), spool.in_order(), bounds, minzoom, maxzoom, options)
 
 
 def _write_archive(path: Path, tiles: Iterable[tuple[int, bytes]], bounds: tuple[float, float, float, float],
