@@ -54,13 +54,14 @@ def cmd_s3_serve(args: argparse.Namespace) -> int:
     print(f"  export WORKBENCH_CONFIG={config_file}")
     print("press Ctrl+C to stop", flush=True)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl+C and SIGTERM stop the server, even where SIGINT was ignored when this process started
+    # (background jobs of a non-interactive shell inherit an ignored SIGINT)
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
     try:
         while not stop.wait(1.0):
             if server.process is None or server.process.poll() is not None:
                 raise WorkbenchError(f"the embedded S3 server stopped unexpectedly; see {server.log_path}")
-    except KeyboardInterrupt:
-        pass
     finally:
         server.stop()
         print("embedded S3 stopped")

@@ -161,7 +161,9 @@ def render_block(raster: SourceRaster, block: Block, tile_size: int, max_error: 
     read_scale = np.diag([width / window.width, height / window.height])
     affine, miss = read_scale @ affine, miss * min(width / window.width, height / window.height)
     if miss / min(np.hypot(*affine[:, 0]), np.hypot(*affine[:, 1])) > max_error:  # in block pixels
-        transform = dataset.window_transform(window) * Affine.scale(window.width / width, window.height / height)
+        origin = dataset.window_transform(window)
+        sx, sy = window.width / width, window.height / height
+        transform = Affine(origin.a * sx, origin.b * sy, origin.c, origin.d * sx, origin.e * sy, origin.f)
         return _gdal_warp(np.asarray(source), transform, dataset.crs, (left, bottom, right, top), size)
     shrink_x, shrink_y = _shrink(affine)
     if shrink_x > 1.0 or shrink_y > 1.0:
