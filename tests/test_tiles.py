@@ -109,24 +109,51 @@ def test_same_tiles_as_rio_pmtiles(ortho: Path, tmp_path: Path, dask_client) -> 
     assert differences and np.mean(differences) < 4.0, differences  # both lossy WebP at quality 75; 1 px off: 4.3
 
 
-def _geotiff(path: Path, pixels: np.ndarray, resolution: float, crs: str = "EPSG:32737") -> Path:
+def _geotiff(path: Path, pixels: np.ndarray, resolution: float, crs: str = "EPSG:32737",
+             origin: tuple[float, float] = (500100.0, 9250000.0)) -> Path:
     bands, height, width = pixels.shape
     with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands, dtype=pixels.dtype, crs=crs,
-                       transform=from_origin(500100.0, 9250000.0, resolution, resolution)) as dst:
+                       transform=from_origin(*origin, resolution, resolution)) as dst:
         dst.write(pixels)
     return path
 
 
-def _colour_difference(ours: np.ndarray, reference: np.ndarray, dx: int = 0, dy: int = 0) -> float:
-    """Mean RGB difference where both are opaque, with ``ours`` shifted by (dx, dy) pixels."""
-    shifted = np.roll(ours, (dy, dx), axis=(0, 1))[2:-2, 2:-2]
-    reference = reference[2:-2, 2:-2]
-    both = (shifted[..., 3] == 255) & (reference[..., 3] == 255)
-    return float(np.abs(shifted[both][:, :3] - reference[both][:, :3]).mean())
+def _offset(ours: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Sub-pixel (dx, dy) of ``ours`` against ``reference``: cross-correlation peak refined by a parabola."""
+    both = (ours[..., 3] == 255) & (reference[..., 3] == 255)
+    a, b = (np.where(both, image[..., :3].mean(axis=-1), 0.0) for image in (ours, reference))
+    a[both] -= a[both].mean()
+    b[both] -= b[both].mean()
+    correlation = np.fft.ifft2(np.fft.fft2(a) * np.conj(np.fft.fft2(b))).real
+    peak_y, peak_x = np.unravel_index(np.argmax(correlation), correlation.shape)
+
+    def refine(minus: float, centre: float, plus: float) -> float:
+        return 0.5 * (minus - plus) / (minus - 2 * centre + plus)
+
+    rows, cols = correlation.shape
+    dx = refine(correlation[peak_y, peak_x - 1], correlation[peak_y, peak_x], correlation[peak_y, (peak_x + 1) % cols])
+    dy = refine(correlation[peak_y - 1, peak_x], correlation[peak_y, peak_x], correlation[(peak_y + 1) % rows, peak_x])
+    wrap = lambda value, n: value - n if value > n // 2 else value  # noqa: E731
+    return wrap(peak_x, cols) + dx, wrap(peak_y, rows) + dy
 
 
-def test_block_warp_matches_gdal(ortho: Path) -> None:
-    """The fitted-affine warp puts pixels where GDAL's exact warp (the fallback path) does, to well under a pixel."""
+@pytest.fixture(scope="module")
+def far_from_meridian(tmp_path_factory) -> Path:
+    """A textured RGB raster at 60 N, 200 km west of its UTM zone's central meridian (grid convergence ~2.5 deg)."""
+    from workbench.engines.cog import write_cog
+    from workbench.synthetic import ground_colour
+
+    rows, cols = np.mgrid[0:1500, 0:1500] * 0.1
+    pixels = np.moveaxis(ground_colour(cols, -rows), -1, 0).astype(np.uint8)
+    folder = tmp_path_factory.mktemp("rotated")
+    raw = _geotiff(folder / "raw.tif", pixels, 0.1, crs="EPSG:32633", origin=(300000.0, 6655000.0))
+    return write_cog(raw, folder / "rotated.tif")
+
+
+@pytest.mark.parametrize("fixture", ["ortho", "far_from_meridian"])
+def test_block_warp_matches_gdal(fixture: str, request: pytest.FixtureRequest) -> None:
+    """The fitted-affine warp puts pixels where GDAL's exact warp (the fallback path) does, within 1/20 pixel."""
+    ortho = request.getfixturevalue(fixture)
     bounds, resolution = source_facts(str(ortho))
     minzoom, maxzoom = zoom_range(bounds, resolution)
     blocks = plan_blocks(bounds, minzoom, maxzoom, 512)
@@ -140,9 +167,10 @@ def test_block_warp_matches_gdal(ortho: Path) -> None:
                 continue
             ours, gdal = np.asarray(fast).astype(int), np.asarray(exact).astype(int)
             assert ((ours[..., 3] > 0) != (gdal[..., 3] > 0)).mean() < 0.005
-            aligned = _colour_difference(ours, gdal)
-            one_pixel_off = min(_colour_difference(ours, gdal, dx, dy) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)))
-            assert aligned < 2.0 and aligned < 0.45 * one_pixel_off, (aligned, one_pixel_off)
+            both = (ours[..., 3] == 255) & (gdal[..., 3] == 255)
+            assert np.abs(ours[both][:, :3] - gdal[both][:, :3]).mean() < 2.5
+            dx, dy = _offset(ours, gdal)
+            assert abs(dx) < 0.05 and abs(dy) < 0.05, (dx, dy)  # pixels of the block (measured: < 0.015)
             compared += 1
     assert compared >= 2
 
