@@ -14,6 +14,7 @@ tiles, and the ratios.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from PIL import Image
+from pmtiles.reader import MmapSource, Reader
 from rasterio.transform import from_origin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +45,17 @@ if __name__ == "__main__":
 """
 
 
-def make_cog(path: Path, size: int, resolution: float) -> Path:
-    """An RGBA COG of the synthetic scene in UTM 37S with an irregular (wavy-edged disc) footprint."""
+PLACES = {  # CRS and upper-left corner of the COG
+    "meridian": ("EPSG:32737", (500000.0, 9250000.0)),  # 7 S on UTM 37S's central meridian: grid north = north
+    "off-meridian": ("EPSG:32633", (300000.0, 6655000.0)),  # 60 N, 200 km west of it: 3.1 deg grid convergence
+}
+
+
+def make_cog(path: Path, size: int, resolution: float, place: str = "meridian") -> Path:
+    """An RGBA COG of the synthetic scene at ``place`` with an irregular (wavy-edged disc) footprint."""
     raw = path.with_suffix(".raw.tif")
-    origin_x, origin_y = 500000.0, 9250000.0
-    profile = {"driver": "GTiff", "width": size, "height": size, "count": 4, "dtype": "uint8", "crs": "EPSG:32737",
+    crs, (origin_x, origin_y) = PLACES[place]
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": 4, "dtype": "uint8", "crs": crs,
                "transform": from_origin(origin_x, origin_y, resolution, resolution), "tiled": True,
                "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
     cols = np.arange(size)
@@ -69,10 +78,21 @@ def make_cog(path: Path, size: int, resolution: float) -> Path:
     return path
 
 
+def transparent_tiles(archive: Path, tiles: set[tuple[int, int, int]]) -> tuple[int, int]:
+    """How many of ``tiles`` there are, and how many of them have no pixel with any alpha."""
+    with open(archive, "rb") as handle:
+        reader = Reader(MmapSource(handle))
+        empty = sum(Image.open(io.BytesIO(reader.get(*tile))).convert("RGBA").getchannel("A").getbbox() is None
+                    for tile in tiles)
+    return len(tiles), empty
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16000, help="pixels per side (default 16000)")
     parser.add_argument("--resolution", type=float, default=0.05)
+    parser.add_argument("--place", choices=sorted(PLACES), default="meridian",
+                        help="where the COG lies: on its UTM zone's central meridian (default) or off it (rotated grid)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "tiles.json")
     args = parser.parse_args()
     rio = Path(sys.executable).with_name("rio")
@@ -80,7 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-tiles-") as scratch:
         folder = Path(scratch)
         print(f"making a {args.size} x {args.size} RGBA COG at {args.resolution * 100:g} cm ...", flush=True)
-        cog = make_cog(folder / "ortho.tif", args.size, args.resolution)
+        cog = make_cog(folder / "ortho.tif", args.size, args.resolution, args.place)
         minzoom, maxzoom = zoom_range(*source_facts(str(cog)))
         print(f"COG {cog.stat().st_size / 2**20:.0f} MiB; zooms {minzoom}..{maxzoom}; {cpus} CPUs", flush=True)
         results = {
@@ -93,6 +113,8 @@ def main() -> None:
         archives = {"workbench": check_archive(file_reader(folder / "ours.pmtiles")),
                     "rio pmtiles": check_archive(file_reader(folder / "rio.pmtiles"))}
         sizes = {"workbench": (folder / "ours.pmtiles").stat().st_size, "rio pmtiles": (folder / "rio.pmtiles").stat().st_size}
+        only = {"workbench": transparent_tiles(folder / "ours.pmtiles", archives["workbench"].tiles - archives["rio pmtiles"].tiles),
+                "rio pmtiles": transparent_tiles(folder / "rio.pmtiles", archives["rio pmtiles"].tiles - archives["workbench"].tiles)}
     print(f"{'tool':<14}{'wall s':>9}{'CPU s':>9}{'peak MiB':>10}{'tiles':>8}{'MiB':>8}  valid  tiles per zoom")
     for name, numbers in results.items():
         report = archives[name]
@@ -103,9 +125,13 @@ def main() -> None:
     same = archives["workbench"].tiles == archives["rio pmtiles"].tiles
     print(f"same tiles (z/x/y): {same}; wall time ratio rio/workbench {theirs['wall_s'] / ours['wall_s']:.2f}x; "
           f"CPU ratio {theirs['cpu_s'] / ours['cpu_s']:.2f}x; peak memory workbench {ours['peak_mib']:.0f} MiB")
+    for name, (count, transparent) in only.items():
+        if count:
+            print(f"  {count} tiles only in {name}'s archive, {transparent} of them fully transparent")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"size": args.size, "resolution": args.resolution, "zooms": [minzoom, maxzoom],
-                                     "cpus": cpus, "results": results, "same_tiles": same, "bytes": sizes}, indent=2))
+    args.json.write_text(json.dumps({"size": args.size, "resolution": args.resolution, "place": args.place,
+                                     "zooms": [minzoom, maxzoom], "cpus": cpus, "results": results, "same_tiles": same,
+                                     "only_in": only, "bytes": sizes}, indent=2))
 
 
 if __name__ == "__main__":
