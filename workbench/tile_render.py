@@ -141,6 +141,8 @@ def render_block(raster: SourceRaster, block: Block, tile_size: int, max_error: 
     base_affine, _ = _fit_affine(*_pixel_coords(raster.base.transform, east, north), grid_x, grid_y)
     dataset = raster.dataset(min(_shrink(base_affine)))
     columns, rows = _pixel_coords(dataset.transform, east, north)
+    affine, miss = _fit_affine(columns, rows, grid_x, grid_y)  # block pixels -> dataset pixels
+    exact_enough = miss / min(np.hypot(*affine[:, 0]), np.hypot(*affine[:, 1])) <= max_error  # in block pixels
     margin = 2 + math.ceil(max(np.ptp(columns), np.ptp(rows)) / size)
     window = Window(math.floor(columns.min()) - margin, math.floor(rows.min()) - margin,
                     math.ceil(np.ptp(columns)) + 2 * margin, math.ceil(np.ptp(rows)) + 2 * margin)
@@ -149,7 +151,7 @@ def render_block(raster: SourceRaster, block: Block, tile_size: int, max_error: 
     except WindowError:
         return None
     # without an overview coarse enough (a plain GeoTIFF), GDAL averages while reading: memory stays bounded
-    step = max(1, int(min(_shrink(_fit_affine(columns, rows, grid_x, grid_y)[0])) // 2))
+    step = max(1, int(min(_shrink(affine)) // 2))
     width, height = math.ceil(window.width / step), math.ceil(window.height / step)
     pixels = np.empty((height, width, 4), np.uint8)
     dataset.read(raster.bands, window=window, out=np.moveaxis(pixels, -1, 0)[:3], resampling=Resampling.average)
@@ -157,14 +159,12 @@ def render_block(raster: SourceRaster, block: Block, tile_size: int, max_error: 
     if not pixels[..., 3].any():
         return None
     source = Image.fromarray(pixels, "RGBA").convert("RGBa")
-    affine, miss = _fit_affine(columns - window.col_off, rows - window.row_off, grid_x, grid_y)
-    read_scale = np.diag([width / window.width, height / window.height])
-    affine, miss = read_scale @ affine, miss * min(width / window.width, height / window.height)
-    if miss / min(np.hypot(*affine[:, 0]), np.hypot(*affine[:, 1])) > max_error:  # in block pixels
-        origin = dataset.window_transform(window)
-        sx, sy = window.width / width, window.height / height
-        transform = Affine(origin.a * sx, origin.b * sy, origin.c, origin.d * sx, origin.e * sy, origin.f)
+    read_scale = Affine.scale(window.width / width, window.height / height)  # read pixels -> dataset pixels
+    if not exact_enough:
+        transform = dataset.window_transform(window) @ read_scale
         return _gdal_warp(np.asarray(source), transform, dataset.crs, (left, bottom, right, top), size)
+    affine[:, 2] -= (window.col_off, window.row_off)
+    affine = np.diag([width / window.width, height / window.height]) @ affine  # block pixels -> read pixels
     shrink_x, shrink_y = _shrink(affine)
     if shrink_x > 1.0 or shrink_y > 1.0:
         reduced = (max(1, round(width / shrink_x)), max(1, round(height / shrink_y)))

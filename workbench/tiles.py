@@ -25,7 +25,7 @@ from typing import Any
 
 import rasterio
 from PIL import Image
-from pmtiles.tile import Compression, TileType, zxy_to_tileid
+from pmtiles.tile import Compression, TileType, tileid_to_zxy, zxy_to_tileid
 from pmtiles.writer import Writer
 from rasterio.warp import transform_bounds
 from tqdm.auto import tqdm
@@ -107,13 +107,14 @@ def zoom_range(bounds: tuple[float, float, float, float], resolution: float, til
 def _encode(tile: Image.Image, options: TileOptions) -> bytes:
     buffer = io.BytesIO()
     opaque = tile.getchannel("A").getextrema()[0] == 255
+    image = tile.convert("RGB") if opaque or options.tile_format == "jpeg" else tile  # alpha only where needed
     if options.tile_format == "jpeg":
-        tile.convert("RGB").save(buffer, "JPEG", quality=options.quality)
+        image.save(buffer, "JPEG", quality=options.quality)
     elif options.tile_format == "webp":
         # libwebp method 0 for opaque tiles, 2 with alpha: 2-3.5x faster than the default 4, similar size
-        (tile.convert("RGB") if opaque else tile).save(buffer, "WEBP", quality=options.quality, method=0 if opaque else 2)
+        image.save(buffer, "WEBP", quality=options.quality, method=0 if opaque else 2)
     else:
-        (tile.convert("RGB") if opaque else tile).save(buffer, "PNG", optimize=False)
+        image.save(buffer, "PNG", optimize=False)
     return buffer.getvalue()
 
 
@@ -181,8 +182,6 @@ def write_pmtiles(source: str, destination: str | Path, options: TileOptions | N
 
 def _write_archive(path: Path, tiles: Iterable[tuple[int, bytes]], bounds: tuple[float, float, float, float],
                    minzoom: int, maxzoom: int, options: TileOptions) -> TileSummary:
-    from pmtiles.tile import tileid_to_zxy
-
     per_zoom: dict[int, int] = defaultdict(int)
     count = 0
     with open(path, "wb") as handle:
@@ -205,7 +204,6 @@ def _write_archive(path: Path, tiles: Iterable[tuple[int, bytes]], bounds: tuple
         writer.finalize(header, metadata)
     return TileSummary(path=path, minzoom=minzoom, maxzoom=maxzoom, tiles=count, tiles_per_zoom=dict(per_zoom),
                        bounds=bounds, size=path.stat().st_size)
-
 
 
 PMTILES_CONTENT_TYPE = "application/vnd.pmtiles"
