@@ -96,7 +96,7 @@ def test_chromium_paints_the_ortho_from_range_requests(published, page_server) -
     storage, _ = published
     root, origin = page_server
     policy.apply_cors(storage, policy.cors_rules([], [origin]))
-    page_path = write_map(storage, "org", "site", root / "map.html", origin, assets=MODULES)
+    page_path = write_map(storage, "org", "site", root / "map.html", origin, assets=MODULES, background="#ff00ff")
     ranges: list[str] = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[

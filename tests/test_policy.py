@@ -223,6 +223,15 @@ def test_prune_keeps_the_last_generations_per_org_and_layer(storage: Storage) ->
     assert policy.prune_generations(storage, "pmtiles/", keep=7).deleted == []
 
 
+def test_newest_generation_is_the_latest_dated_file_of_the_folder(storage: Storage) -> None:
+    from workbench.policy.generations import newest_generation
+
+    assert newest_generation(storage, "pmtiles/ortho/a/p/") is None
+    for name in ("2026-01-09.pmtiles", "2026-01-10.pmtiles", "zz-not-dated.pmtiles", "sub/2027-01-01.pmtiles"):
+        storage.put_bytes(f"pmtiles/ortho/a/p/{name}", b"x")
+    assert newest_generation(storage, "pmtiles/ortho/a/p/") == "pmtiles/ortho/a/p/2026-01-10.pmtiles"
+
+
 def test_prune_refuses_to_delete_everything(storage: Storage) -> None:
     with pytest.raises(PolicyError, match="at least 1"):
         policy.prune_generations(storage, keep=0)

@@ -21,12 +21,14 @@ from pmtiles.tile import deserialize_header
 from workbench import layout
 from workbench.errors import WorkbenchError
 from workbench.policy.cors import diagnose_cors
+from workbench.policy.generations import newest_generation
 from workbench.presign import Presigner
 from workbench.storage import Storage
 
 MAPLIBRE_VERSION = "5.24.0"
 PMTILES_JS_VERSION = "4.5.0"
 QA_COLOURS = ["match", ["get", "qa"], "ok", "#1a9641", "#d7191c"]
+BACKGROUND = "#f4f4f0"  # a plain background instead of a basemap: the map works offline
 
 _PAGE = string.Template("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>$title</title>
@@ -78,17 +80,12 @@ class MapLayers:
         return {"sources": sources, "layers": layers}
 
 
-def _newest(storage: Storage, prefix: str) -> str | None:
-    keys = sorted(info.key for info in storage.list(prefix) if info.key.endswith(".pmtiles"))
-    return keys[-1] if keys else None
-
-
 def map_layers(storage: Storage, org: str, project: str, origin: str, ttl: int = 3600) -> MapLayers:
     """The newest ortho and coverage archives of a project, presigned, after checking CORS for ``origin``."""
-    ortho = _newest(storage, layout.pmtiles_prefix("ortho", org, project))
+    ortho = newest_generation(storage, layout.pmtiles_prefix("ortho", org, project))
     if ortho is None:
         raise WorkbenchError(f"no orthophoto PMTiles for {org}/{project}: run `workbench tiles` first")
-    coverage = _newest(storage, layout.pmtiles_prefix("coverage", org))
+    coverage = newest_generation(storage, layout.pmtiles_prefix("coverage", org))
     presigner = Presigner(storage)
     ortho_url = presigner.get(ortho, ttl=ttl)
     verdict = diagnose_cors(ortho_url, origin, "GET")
@@ -101,7 +98,7 @@ def map_layers(storage: Storage, org: str, project: str, origin: str, ttl: int =
                      presigner.get(coverage, ttl=ttl) if coverage else None)
 
 
-def map_html(layers: MapLayers, title: str, assets: Path | None = None, background: str = "#ff00ff") -> str:
+def map_html(layers: MapLayers, title: str, assets: Path | None = None, background: str = BACKGROUND) -> str:
     """A standalone HTML page showing ``layers`` (JS inlined from ``assets``/node_modules, else unpkg)."""
     if assets is not None:
         files = {"maplibre": assets / "maplibre-gl" / "dist" / "maplibre-gl.js",
@@ -121,9 +118,9 @@ def map_html(layers: MapLayers, title: str, assets: Path | None = None, backgrou
 
 
 def write_map(storage: Storage, org: str, project: str, path: str | Path, origin: str,
-              assets: Path | None = None) -> Path:
+              assets: Path | None = None, background: str = BACKGROUND) -> Path:
     """Write a project's standalone map page to ``path`` (URLs valid for 1 hour)."""
-    page = map_html(map_layers(storage, org, project, origin), f"{org}/{project}", assets)
+    page = map_html(map_layers(storage, org, project, origin), f"{org}/{project}", assets, background)
     target = Path(path)
     target.write_text(page)
     return target
@@ -139,7 +136,7 @@ def leafmap_map(layers: MapLayers, basemap: str | dict[str, Any] | None = None) 
 
     west, south, east, north = layers.bounds
     style = basemap or {"version": 8, "sources": {},
-                        "layers": [{"id": "background", "type": "background", "paint": {"background-color": "#f4f4f0"}}]}
+                        "layers": [{"id": "background", "type": "background", "paint": {"background-color": BACKGROUND}}]}
     m = leafmap.Map(center=[(west + east) / 2, (south + north) / 2], zoom=16, style=style)
     style = layers.style()
     for source_id, source in style["sources"].items():

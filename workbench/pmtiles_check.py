@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import mmap
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -56,8 +58,11 @@ class ArchiveReport:
 
 
 def file_reader(path: str | Path) -> GetBytes:
-    """``get_bytes`` over a local file."""
-    data = Path(path).read_bytes()
+    """``get_bytes`` over a local file, memory-mapped: a large archive is not read into memory."""
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return lambda offset, length: b""
+        data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     return lambda offset, length: data[offset : offset + length]
 
 

@@ -43,6 +43,13 @@ def _generation_date(name: str) -> dt.date | None:
         return None
 
 
+def newest_generation(storage: Storage, prefix: str) -> str | None:
+    """Key of the newest dated generation (``YYYY-MM-DD.<ext>``) directly in the folder ``prefix``, or None."""
+    dated = [(date, info.key) for info in storage.list(check_prefix(prefix))
+             if "/" not in info.key[len(prefix):] and (date := _generation_date(info.key[len(prefix):])) is not None]
+    return max(dated)[1] if dated else None
+
+
 def prune_generations(storage: Storage, prefix: str = "pmtiles/", keep: int = DEFAULT_KEEP, dry_run: bool = False) -> PruneResult:
     """Keep the ``keep`` newest dated files in every folder under ``prefix``; delete older ones.
 
