@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,25 @@ def test_failed_or_canceled_runs_leave_latest_untouched(project: Storage, quickl
     if status == "failed":
         assert failed["output_tail"] == ["line 1", "last line"]
     assert not any(o.key.endswith("half.tif") for o in project.list(layout.runs_prefix("org", "site")))
+    assert latest(project, "org", "site")["run"] == before
+
+
+def test_a_product_that_does_not_verify_fails_the_run(project: Storage, quicklook_run: RunRecord,
+                                                      monkeypatch: pytest.MonkeyPatch, dask_client) -> None:
+    """A product whose stored checksum differs from what was sent fails the run; latest does not move."""
+    from workbench.errors import IntegrityError
+
+    before = latest(project, "org", "site")["run"]
+    head = Storage.head
+
+    def corrupted(self: Storage, key: str):  # type: ignore[no-untyped-def]
+        info = head(self, key)
+        return dataclasses.replace(info, etag="0" * 32) if key.endswith("ortho.tif") else info
+
+    monkeypatch.setattr(Storage, "head", corrupted)
+    with pytest.raises(IntegrityError, match="did not verify"):
+        run_engine(project, "org", "site", QuicklookEngine(), {"resolution": 0.5}, client=dask_client, progress=False,
+                   force=True)
     assert latest(project, "org", "site")["run"] == before
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from workbench import layout
-from workbench.checksums import local_etag
 from workbench.errors import IntegrityError, NotFoundError, WorkbenchError
 from workbench.imagery.ingest import manifest_key
 from workbench.imagery.manifest import read_table
@@ -130,9 +129,9 @@ def _now() -> str:
 def _publish(storage: Storage, record: RunRecord, files: dict[str, Path], reports: dict[str, dict[str, Any]]) -> None:
     for name, path in sorted(files.items()):
         key = layout.product_key(record.org, record.project, record.run, name)
-        result = upload_file(storage, path, key, existing=None)
+        result = upload_file(storage, path, key, existing=None)  # checksummed while read for the upload
         stored = storage.head(key)
-        if stored.size != path.stat().st_size or stored.etag != local_etag(path):
+        if stored.size != result.size or stored.etag != result.etag:
             raise IntegrityError(f"product {name} did not verify after upload")
         entry = {"name": name, "key": key, "size": stored.size, "etag": result.etag}
         if name in reports:
