@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from workbench.errors import WorkbenchError
@@ -65,3 +65,24 @@ def ensure_client(client: Any = None, n_workers: int | None = None, threads_per_
         cluster = local.cluster
         local.close()
         cluster.close()
+
+
+def map_completed(client: Any, function: Callable[..., Any], *arguments: Sequence[Any], weights: Sequence[int] | None = None,
+                  desc: str = "tasks", unit: str = "task", progress: bool = True) -> Iterator[tuple[int, Any]]:
+    """Run ``function`` over ``arguments`` (one task per position) and yield ``(position, result)`` as tasks finish.
+
+    A tqdm bar counts ``weights`` (one per task by default); each result is released from the cluster once
+    yielded, so finished results do not pile up in worker memory.
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    futures = client.map(function, *arguments, pure=False)
+    position = {future.key: i for i, future in enumerate(futures)}
+    counts = weights if weights is not None else [1] * len(futures)
+    with tqdm(total=sum(counts), desc=desc, unit=unit, disable=not progress) as bar:
+        for future in as_completed(futures):
+            i = position[future.key]
+            yield i, future.result()
+            future.release()
+            bar.update(counts[i])

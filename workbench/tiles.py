@@ -28,7 +28,6 @@ from PIL import Image
 from pmtiles.tile import Compression, TileType, tileid_to_zxy, zxy_to_tileid
 from pmtiles.writer import Writer
 from rasterio.warp import transform_bounds
-from tqdm.auto import tqdm
 
 from workbench import layout
 from workbench.errors import WorkbenchError
@@ -152,9 +151,7 @@ def write_pmtiles(source: str, destination: str | Path, options: TileOptions | N
     and libwebp release the GIL, and no worker processes have to start): measured faster than worker
     processes on 2 CPUs. Encoded tiles wait in a temporary file, not in memory, until they are written.
     """
-    from distributed import as_completed
-
-    from workbench.cluster import ensure_client
+    from workbench.cluster import ensure_client, map_completed
 
     options = options or TileOptions()
     bounds, resolution = source_facts(source)
@@ -167,14 +164,10 @@ def write_pmtiles(source: str, destination: str | Path, options: TileOptions | N
     threads = (os.cpu_count() or 1) + 1
     spool = _Spool()
     with spool.file, ensure_client(client, n_workers=1, threads_per_worker=threads, processes=False) as active:
-        futures = active.map(render_tiles, [source] * len(blocks), blocks, [options] * len(blocks), pure=False)
-        index = {future.key: i for i, future in enumerate(futures)}
-        with tqdm(total=sum(len(b.tiles) for b in blocks), desc="tiles", unit="tile", disable=not progress) as bar:
-            for future in as_completed(futures):
-                for tile_id, data in future.result():
-                    spool.add(tile_id, data)
-                bar.update(len(blocks[index[future.key]].tiles))
-                future.release()
+        for _, tiles in map_completed(active, render_tiles, [source] * len(blocks), blocks, [options] * len(blocks),
+                                      weights=[len(b.tiles) for b in blocks], desc="tiles", unit="tile", progress=progress):
+            for tile_id, data in tiles:
+                spool.add(tile_id, data)
         if not spool.index:
             raise WorkbenchError(f"{source} produced no tiles: is it empty or entirely masked?")
         return _write_archive(Path(destination), spool.in_order(), bounds, minzoom, maxzoom, options)

@@ -19,7 +19,6 @@ import rasterio
 from PIL import Image
 from pyproj import Transformer
 from rasterio.transform import from_origin
-from tqdm.auto import tqdm
 
 from workbench.config import Settings
 from workbench.engines.cog import write_cog
@@ -144,18 +143,13 @@ class QuicklookEngine:
     @staticmethod
     def _mosaic(settings: Settings, cameras: list[dict[str, Any]], grid: dict[str, Any], mosaic: np.ndarray,
                 nearest: np.ndarray, client: Any, progress: bool) -> None:
-        from distributed import as_completed
-
-        from workbench.cluster import ensure_client
+        from workbench.cluster import ensure_client, map_completed
 
         with ensure_client(client) as active:
-            futures = active.map(project_image, [settings] * len(cameras), cameras, [grid] * len(cameras), pure=False)
-            with tqdm(total=len(futures), desc="quicklook", unit="img", disable=not progress) as bar:
-                for future in as_completed(futures):
-                    row0, col0, rgb, distance = future.result()
-                    window = (slice(row0, row0 + rgb.shape[0]), slice(col0, col0 + rgb.shape[1]))
-                    closer = distance < nearest[window]
-                    nearest[window][closer] = distance[closer]
-                    mosaic[window][closer] = rgb[closer]
-                    future.release()
-                    bar.update(1)
+            for _, (row0, col0, rgb, distance) in map_completed(
+                    active, project_image, [settings] * len(cameras), cameras, [grid] * len(cameras),
+                    desc="quicklook", unit="img", progress=progress):
+                window = (slice(row0, row0 + rgb.shape[0]), slice(col0, col0 + rgb.shape[1]))
+                closer = distance < nearest[window]
+                nearest[window][closer] = distance[closer]
+                mosaic[window][closer] = rgb[closer]

@@ -13,8 +13,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from workbench import layout
 from workbench.config import Settings
 from workbench.errors import UnsafeKeyError, WorkbenchError
@@ -207,19 +205,11 @@ def _run_batches(settings: Settings, org: str, project: str, batches: list[list[
                  client: Any, workers: int | None, progress: bool) -> list[dict[str, Any]]:
     if not batches:
         return []
-    from distributed import as_completed
-
-    from workbench.cluster import ensure_client
+    from workbench.cluster import ensure_client, map_completed
 
     with ensure_client(client, workers) as active:
-        futures = active.map(read_images, [settings] * len(batches), [org] * len(batches), [project] * len(batches),
-                             batches, [pixels] * len(batches), pure=False)
-        rows: list[dict[str, Any]] = []
-        total = sum(len(b) for b in batches)
-        with tqdm(total=total, desc="ingest", unit="img", disable=not progress) as bar:
-            for future in as_completed(futures):
-                batch_rows = future.result()
-                rows.extend(batch_rows)
-                bar.update(len(batch_rows))
-        return rows
+        count = len(batches)
+        return [row for _, batch_rows in map_completed(
+            active, read_images, [settings] * count, [org] * count, [project] * count, batches, [pixels] * count,
+            weights=[len(b) for b in batches], desc="ingest", unit="img", progress=progress) for row in batch_rows]
 
