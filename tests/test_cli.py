@@ -198,22 +198,18 @@ def test_prune_dry_run_then_real(config_file: Path, settings: Settings, capsys) 
     assert code == 0 and "deleted 2" in out and len(list(storage.list("pmtiles/"))) == 7
 
 
-def _no_weed_left(before: set[int]) -> bool:
+def _weed_left(data: Path) -> list[int]:
+    """SeaweedFS processes still serving ``data`` (other test runs on the machine have other folders)."""
     import psutil
 
-    return not any(p.info["name"] == "weed" and p.pid not in before for p in psutil.process_iter(["name"]))
-
-
-def _weed_pids() -> set[int]:
-    import psutil
-
-    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "weed"}
+    return [p.pid for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "weed" and str(data) in " ".join(p.info["cmdline"] or [])]
 
 
 @pytest.mark.slow
 def test_demo_command_prints_the_summary(tmp_path: Path) -> None:
-    before = _weed_pids()
-    done = subprocess.run([sys.executable, "-m", "workbench.cli", "demo", "--no-progress", "--map-dir", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "workbench.cli", "demo", "--no-progress", "--map-dir", str(tmp_path),
+                           "--data", str(tmp_path / "s3")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "20 uploaded" in done.stdout and "GET (1 h)" in done.stdout and "X-Amz-Signature=" in done.stdout
@@ -222,12 +218,11 @@ def test_demo_command_prints_the_summary(tmp_path: Path) -> None:
     assert "WebP tiles, zoom" in done.stdout and "pmtiles://http://127.0.0.1:" in done.stdout
     assert f"map         {tmp_path / 'map.html'}" in done.stdout and "pmtiles://" in (tmp_path / "map.html").read_text()
     assert "lifecycle   applied" in done.stdout and "CORS        applied" in done.stdout
-    assert _no_weed_left(before)
+    assert _weed_left(tmp_path / "s3") == []
 
 
 @pytest.mark.slow
 def test_s3_serve_runs_until_interrupted(tmp_path: Path) -> None:
-    before = _weed_pids()
     process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "s3", "serve", "--data", str(tmp_path / "s3")],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -246,9 +241,10 @@ def test_s3_serve_runs_until_interrupted(tmp_path: Path) -> None:
         settings = load_settings(config_file=config, env={})
         assert settings.secret_key.reveal() not in "".join(lines)
         Storage(settings).put_bytes("projects/o/p/x.txt", b"served")
+        assert _weed_left(tmp_path / "s3")  # the check below sees this server while it runs
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
     finally:
         if process.poll() is None:
             process.kill()
-    assert _no_weed_left(before)
+    assert _weed_left(tmp_path / "s3") == []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +54,23 @@ def cmd_s3_serve(args: argparse.Namespace) -> int:
     print(f"settings with credentials (mode 0600): {config_file}")
     print(f"  export WORKBENCH_CONFIG={config_file}")
     print("press Ctrl+C to stop", flush=True)
-    stop = threading.Event()
-    # Ctrl+C and SIGTERM stop the server, even where SIGINT was ignored when this process started
-    # (background jobs of a non-interactive shell inherit an ignored SIGINT)
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
     try:
-        while not stop.wait(1.0):
-            if server.process is None or server.process.poll() is not None:
-                raise WorkbenchError(f"the embedded S3 server stopped unexpectedly; see {server.log_path}")
+        _run_until_stopped(server)
     finally:
         server.stop()
         print("embedded S3 stopped")
     return 0
+
+
+def _run_until_stopped(server: LocalS3) -> None:
+    """Wait for Ctrl+C or SIGTERM, even where SIGINT was ignored when this process started (background jobs
+    of a non-interactive shell inherit an ignored SIGINT); fail if the embedded S3 dies meanwhile."""
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        if server.process is None or server.process.poll() is not None:
+            raise WorkbenchError(f"the embedded S3 server stopped unexpectedly; see {server.log_path}")
 
 
 def _default_data_dir() -> Path:
@@ -90,19 +95,27 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return EXIT_USER_ERROR if report.failed else 0
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _scheduler_client(address: str) -> Iterator[Any]:
+    """A client of the scheduler at ``address``, closed afterwards; None for "local" (started only if needed)."""
     from workbench.cluster import get_client
+
+    client = None if address == "local" else get_client(address)
+    try:
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
     from workbench.imagery.ingest import ingest
 
     layout.flights_prefix(args.org, args.project)  # validates org and project before any request
     storage = _storage(args)
-    client = None if args.cluster == "local" else get_client(args.cluster)  # local: started only if needed
-    try:
+    with _scheduler_client(args.cluster) as client:
         result = ingest(storage, args.org, args.project, client=client, workers=args.workers,
                         pixels=not args.no_pixels, batch_size=args.batch_size, progress=not args.no_progress)
-    finally:
-        if client is not None:
-            client.close()
     print(result.summary())
     for row in result.flagged:
         print(f"  {row['name']} ({row['flight']}): {'; '.join(row['reasons'])}")
@@ -122,7 +135,6 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from workbench.cluster import get_client
     from workbench.engines.cog import report
     from workbench.engines.runs import run_engine
 
@@ -139,13 +151,9 @@ def cmd_process(args: argparse.Namespace) -> int:
 
         engine = QuicklookEngine()
     storage = _storage(args)
-    client = None if args.cluster == "local" or args.engine == "odm" else get_client(args.cluster)
-    try:
+    with _scheduler_client("local" if args.engine == "odm" else args.cluster) as client:
         record = run_engine(storage, args.org, args.project, engine, options, include_flagged=args.include_flagged,
                             client=client, progress=not args.no_progress, reporter=report, force=args.force)
-    finally:
-        if client is not None:
-            client.close()
     state = "unchanged inputs and options: kept" if record.reused else record.status
     print(f"run {record.run} ({record.engine}): {state}, {len(record.inputs)} images")
     for product in record.products:
@@ -271,7 +279,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             page = _serve_folder(result.map_path.parent, 8000)
             print(f"open {page}/{result.map_path.name} in a browser; the embedded S3 keeps running (the URLs above "
                   "work until it stops); press Ctrl+C to stop", flush=True)
-            threading.Event().wait()
+            _run_until_stopped(server)
         else:
             print("the embedded S3 stops now, so these URLs stop working: use --keep-running to try them")
     except KeyboardInterrupt:
