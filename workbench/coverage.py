@@ -24,7 +24,7 @@ from shapely.geometry import mapping
 
 from workbench import layout
 from workbench.errors import WorkbenchError
-from workbench.imagery.ingest import COVERAGE_NAME, MANIFEST_NAME
+from workbench.imagery.ingest import coverage_key, manifest_key
 from workbench.imagery.manifest import read_table
 from workbench.policy.generations import DEFAULT_KEEP, PruneResult
 from workbench.storage import Storage
@@ -57,9 +57,9 @@ def tippecanoe_binary() -> str:
 def _features(storage: Storage, org: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     footprints: list[dict[str, Any]] = []
     coverage: list[dict[str, Any]] = []
-    projects = sorted({p.rstrip("/").rsplit("/", 1)[-1] for p in storage.list_prefixes(f"parquet/images/{org}/")})
+    projects = sorted({p.rstrip("/").rsplit("/", 1)[-1] for p in storage.list_prefixes(layout.parquet_prefix("images", org))})
     for project in projects:
-        images = read_table(storage, layout.parquet_key("images", org, project, MANIFEST_NAME))
+        images = read_table(storage, manifest_key(org, project))
         for row in images.to_pylist() if images is not None else []:
             if row["geometry"] is None:
                 continue
@@ -67,7 +67,7 @@ def _features(storage: Storage, org: str) -> tuple[list[dict[str, Any]], list[di
                 "name": row["name"], "project": project, "flight": row["flight"],
                 "captured_at": row["captured_at"].isoformat() if row["captured_at"] else None,
                 "qa": "ok" if row["usable"] else ",".join(row["flags"])}})
-        flights = read_table(storage, layout.parquet_key("coverage", org, project, COVERAGE_NAME))
+        flights = read_table(storage, coverage_key(org, project))
         for row in flights.to_pylist() if flights is not None else []:
             if row["geometry"] is None:
                 continue

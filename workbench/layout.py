@@ -176,9 +176,14 @@ def log_key(org: str, project: str, day: dt.date, name: str) -> str:
     return f"log/{check_component(org, 'org')}/{check_component(project, 'project')}/{day.isoformat()}/{check_component(name, 'log name')}"
 
 
+def parquet_prefix(dataset: str, org: str) -> str:
+    """Folder of an org's Parquet files of a dataset (e.g. ``images``), one sub-folder per project."""
+    return f"parquet/{check_component(dataset, 'dataset')}/{check_component(org, 'org')}/"
+
+
 def parquet_key(dataset: str, org: str, project: str, name: str) -> str:
     """Key of a Parquet file of a dataset (e.g. ``images``)."""
-    return f"parquet/{check_component(dataset, 'dataset')}/{check_component(org, 'org')}/{check_component(project, 'project')}/{check_component(name, 'file name')}"
+    return f"{parquet_prefix(dataset, org)}{check_component(project, 'project')}/{check_component(name, 'file name')}"
 
 
 # --- parser ----------------------------------------------------------------------------------
