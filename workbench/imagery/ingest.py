@@ -186,8 +186,12 @@ def ingest(
     previous = read_table(storage, manifest_key(org, project))
     if previous is not None:
         known = {row["key"]: row for row in previous.to_pylist()}
-    reused = [known[key] for key, size, etag in listed if key in known and known[key]["etag"] == etag and known[key]["size"] == size]
-    todo = [item for item in listed if not (item[0] in known and known[item[0]]["etag"] == item[2] and known[item[0]]["size"] == item[1])]
+
+    def unchanged(key: str, size: int, etag: str) -> bool:
+        return key in known and known[key]["etag"] == etag and known[key]["size"] == size
+
+    reused = [known[item[0]] for item in listed if unchanged(*item)]
+    todo = [item for item in listed if not unchanged(*item)]
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     fresh = _run_batches(storage.settings, org, project, batches, pixels, client, workers, progress)
     rows = sorted(reused + fresh, key=lambda r: r["key"])
