@@ -10,9 +10,9 @@ fitted to the exact projection (pyproj) on a 9 x 9 grid. Where the affine misses
 than GDAL's own approximate-transformer tolerance (0.125 px), GDAL warps the block instead. Pixels stay
 premultiplied by alpha (Pillow's ``RGBa``) until a tile is cut out, so edges do not darken.
 
-Measured on 2 CPUs (benchmarks/tiles.py, 16000 px RGBA COG, 415 tiles): 6.4 s wall and 11.6 CPU s,
+Measured on 2 CPUs (benchmarks/tiles.py, 16000 px RGBA COG, 415 tiles): 6.1 s wall and 11.1 CPU s,
 where rio-tiler's ``Reader.tile`` per tile took 12.2 s and 21.5 CPU s without antialiasing (its
-antialiased bilinear reprojection costs 99 ms a tile against 35 ms), and rio-pmtiles 24.2 s and 45.2 CPU s.
+antialiased bilinear reprojection costs 99 ms a tile against 35 ms), and rio-pmtiles 22.8 s and 42.7 CPU s.
 """
 
 from __future__ import annotations
