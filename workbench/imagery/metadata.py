@@ -15,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from workbench.imagery.makers import XMP_TAGS, sensor_width, xmp_properties
 
 FIRST_READ = 64 * 1024
 TAIL_READ = 16  # the end-of-image marker, possibly followed by padding
@@ -28,8 +29,6 @@ MAX_HEADER = 1024 * 1024  # metadata beyond 1 MiB is treated as corrupt
 _EXIF_HEADER = b"Exif\x00\x00"
 _XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_DJI_ATTRIBUTE = re.compile(r'drone-dji:(\w+)\s*=\s*"([^"]*)"')
-_DJI_ELEMENT = re.compile(r"<drone-dji:(\w+)>([^<]*)</drone-dji:\1>")
 _FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 MIN_SENSOR_MM, MAX_SENSOR_MM = 1.0, 70.0
 
@@ -61,6 +60,10 @@ class ImageMetadata:
     width: int | None = None
     height: int | None = None
     sensor_width_mm: float | None = None
+    height_source: str | None = None  # where relative_altitude came from: xmp-dji, agl-option, dem, ...
+    yaw_source: str | None = None  # where the camera's heading came from: xmp-dji, exif-direction, track, ...
+    sensor_source: str | None = None  # exif-focal-plane, exif-35mm or camera-table
+    track_yaw: float | None = None  # bearing of the flight track here (set per flight by ingest)
     bytes_read: int = 0
     error: str | None = None
 
@@ -189,6 +192,7 @@ def _apply_exif(meta: ImageMetadata, payload: bytes) -> None:
     width = details.get(0xA002) or meta.width  # focal-plane resolution refers to the sensor's own pixel count
     if resolution and width and unit in (2, 3):
         meta.sensor_width_mm = float(width) / resolution * (25.4 if unit == 2 else 10.0)
+        meta.sensor_source = "exif-focal-plane"
     gps = exif.get_ifd(0x8825)
     if gps:
         meta.lat = _dms(gps.get(2), gps.get(1), "S")
@@ -197,35 +201,42 @@ def _apply_exif(meta: ImageMetadata, payload: bytes) -> None:
         if altitude is not None:
             below = gps.get(5) in (1, b"\x01")
             meta.altitude = -altitude if below else altitude
+        direction = _ratio(gps.get(0x11))  # GPSImgDirection: where the camera pointed (exiftool GPS.pm)
+        if direction is not None:
+            meta.gimbal_yaw, meta.yaw_source = direction % 360.0, "exif-direction"
 
 
 def _apply_xmp(meta: ImageMetadata, payload: bytes) -> None:
-    text = payload.decode("utf-8", errors="ignore")
-    values = dict(_DJI_ATTRIBUTE.findall(text))
-    values.update(_DJI_ELEMENT.findall(text))
-    fields = {
-        "RelativeAltitude": "relative_altitude", "GimbalPitchDegree": "gimbal_pitch", "GimbalYawDegree": "gimbal_yaw",
-        "GimbalRollDegree": "gimbal_roll", "FlightYawDegree": "flight_yaw", "FlightPitchDegree": "flight_pitch",
-        "FlightRollDegree": "flight_roll",
-    }
-    for source, target in fields.items():
-        if source in values:
-            setattr(meta, target, _ratio(values[source]))
-    if meta.altitude is None and "AbsoluteAltitude" in values:
-        meta.altitude = _ratio(values["AbsoluteAltitude"])
+    """Fill fields from the makers' XMP (first row of :data:`XMP_TAGS` present wins per field)."""
+    properties = xmp_properties(payload)
+    taken: set[str] = set()
+    for tag in XMP_TAGS:
+        text = properties.get((tag.namespace.rstrip("/"), tag.path))
+        value = _ratio(text) if text is not None else None
+        if value is None or tag.field in taken:
+            continue
+        taken.add(tag.field)
+        setattr(meta, tag.field, tag.convert(value))
+        if tag.field == "relative_altitude":
+            meta.height_source = tag.label
+        elif tag.field == "gimbal_yaw" or (tag.field == "flight_yaw" and meta.yaw_source is None):
+            meta.yaw_source = tag.label  # the camera's own yaw rows come first in the table
 
 
 def _derive_sensor(meta: ImageMetadata) -> None:
-    """Sensor width from the 35 mm-equivalent focal length when EXIF lacks the focal plane resolution.
+    """Sensor width from the 35 mm-equivalent focal length, else the camera table, when EXIF lacks the
+    focal plane resolution.
 
     Widths outside 1..70 mm (e.g. from a resized image whose EXIF still describes the original) are
     dropped: no field of view is better than a wrong one.
     """
     if not meta.sensor_width_mm and meta.focal_length_mm and meta.focal_35mm and meta.width and meta.height:
         diagonal = _FULL_FRAME_DIAGONAL_MM * meta.focal_length_mm / meta.focal_35mm
-        meta.sensor_width_mm = diagonal * meta.width / math.hypot(meta.width, meta.height)
+        meta.sensor_width_mm, meta.sensor_source = diagonal * meta.width / math.hypot(meta.width, meta.height), "exif-35mm"
+    if not meta.sensor_width_mm and (listed := sensor_width(meta.make, meta.model)):
+        meta.sensor_width_mm, meta.sensor_source = listed[0], "camera-table"
     if meta.sensor_width_mm is not None and not MIN_SENSOR_MM <= meta.sensor_width_mm <= MAX_SENSOR_MM:
-        meta.sensor_width_mm = None
+        meta.sensor_width_mm = meta.sensor_source = None
 
 
 def read_metadata(name: str, size: int, reader: Reader, etag: str | None = None, first_read: int = FIRST_READ) -> ImageMetadata:
