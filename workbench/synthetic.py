@@ -234,8 +234,8 @@ def dji_xmp(shot: Shot, camera: Camera) -> bytes:
     ).encode()
 
 
-def encode_jpeg(pixels: np.ndarray, shot: Shot, camera: Camera, quality: int = 90) -> bytes:
-    """JPEG bytes with EXIF (incl. GPS) and DJI XMP for one shot."""
+def encode_jpeg(pixels: np.ndarray, shot: Shot, camera: Camera, quality: int = 90, xmp: bool = True) -> bytes:
+    """JPEG bytes with EXIF (incl. GPS) and, unless ``xmp`` is False (a compact camera), DJI XMP for one shot."""
     image = Image.fromarray(pixels, "RGB")
     exif = Image.Exif()
     stamp = shot.time.strftime("%Y:%m:%d %H:%M:%S")
@@ -254,15 +254,17 @@ def encode_jpeg(pixels: np.ndarray, shot: Shot, camera: Camera, quality: int = 9
         0x0005: b"\x00", 0x0006: round(shot.absolute_altitude, 3),
     }
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality, exif=exif.tobytes(), xmp=dji_xmp(shot, camera))
+    image.save(buffer, "JPEG", quality=quality, exif=exif.tobytes(), **({"xmp": dji_xmp(shot, camera)} if xmp else {}))
     return buffer.getvalue()
 
 
-def write_survey(folder: str | Path, survey: Survey | None = None, flawed: bool = False) -> list[Path]:
+def write_survey(folder: str | Path, survey: Survey | None = None, flawed: bool = False, xmp: bool = True) -> list[Path]:
     """Render every shot of ``survey`` into ``folder``; return the image paths in capture order.
 
     ``flawed`` adds two images a QA pass must reject: ``SYN_BLURRED.JPG`` (a motion-blurred retake of
     the second shot) and ``SYN_OBLIQUE.JPG`` (the third shot with the gimbal pitched to -10 degrees).
+    Without ``xmp`` the images carry EXIF only (GPS altitude, no height above ground, no yaw), as a
+    compact camera writes them.
     """
     survey = survey or Survey()
     target = Path(folder)
@@ -270,7 +272,7 @@ def write_survey(folder: str | Path, survey: Survey | None = None, flawed: bool 
     paths = []
     for shot in survey.shots():
         path = target / shot.name
-        path.write_bytes(encode_jpeg(render(shot, survey), shot, survey.camera))
+        path.write_bytes(encode_jpeg(render(shot, survey), shot, survey.camera, xmp=xmp))
         paths.append(path)
     if flawed:
         shots = survey.shots()

@@ -27,11 +27,13 @@ IMAGE_SCHEMA = pa.schema([
     ("gimbal_pitch", pa.float64()), ("gimbal_yaw", pa.float64()), ("gimbal_roll", pa.float64()),
     ("flight_yaw", pa.float64()), ("flight_pitch", pa.float64()), ("flight_roll", pa.float64()),
     ("focal_length_mm", pa.float64()), ("focal_35mm", pa.float64()), ("width", pa.int64()), ("height", pa.int64()),
-    ("sensor_width_mm", pa.float64()), ("horizontal_fov", pa.float64()), ("bytes_read", pa.int64()), ("error", pa.string()),
+    ("sensor_width_mm", pa.float64()), ("horizontal_fov", pa.float64()), ("height_source", pa.string()),
+    ("yaw_source", pa.string()), ("sensor_source", pa.string()), ("track_yaw", pa.float64()),
+    ("bytes_read", pa.int64()), ("error", pa.string()), ("reader_version", pa.int64()),
     ("sharpness", pa.float64()), ("textured_cells", pa.int64()), ("brightness", pa.float64()),
     ("dark_fraction", pa.float64()), ("bright_fraction", pa.float64()), ("thumbnail_key", pa.string()),
     ("flags", pa.list_(pa.string())), ("reasons", pa.list_(pa.string())), ("usable", pa.bool_()),
-    ("geometry", pa.binary()),
+    ("footprint_missing", pa.string()), ("geometry", pa.binary()),
 ])
 
 COVERAGE_SCHEMA = pa.schema([

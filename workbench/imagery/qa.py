@@ -1,9 +1,14 @@
 """Quality checks: is each image usable, and if not, why.
 
-Per image: unreadable files, missing or impossible GPS, not nadir, blur, under- or over-exposure.
+Per image: unreadable files, missing or impossible GPS, not nadir, under- or over-exposure.
 Across a flight: far from the others (distance from the median position), duplicates (same size and
-ETag, i.e. the same content), gaps and hovering in the capture sequence. Every threshold lives in
+ETag, i.e. the same content), gaps and hovering in the capture sequence, and blur: a frame is blurry
+when its sharpness (:mod:`workbench.imagery.pixels`) is far below the flight's own median, or below an
+absolute floor (so a flight blurred throughout is still flagged). Every threshold lives in
 :class:`Thresholds`. Each flag comes with a one-line reason.
+
+``no_height`` (no height above ground, so no footprint) is advisory: the image stays usable for
+engines that do not need it (odm), and the quick-look says how many it cannot place.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from workbench.imagery.metadata import ImageMetadata
 from workbench.imagery.pixels import PixelStats
 
 FLAGS = ("unreadable", "no_gps", "bad_gps", "not_nadir", "far", "duplicate", "blurry", "underexposed",
-         "overexposed", "gap", "hover")
+         "overexposed", "gap", "hover", "no_height")
+ADVISORY = frozenset({"no_height"})  # flags that do not make an image unusable
 EARTH_RADIUS_M = 6371008.8
 
 
@@ -29,7 +35,10 @@ class Thresholds:
 
     max_gimbal_pitch: float = -20.0  # pitch above this (towards the horizon) is "not nadir"
     max_distance_from_median_m: float = 2000.0
-    min_sharpness: float = 100.0  # variance of the Laplacian, 75th percentile of textured cells
+    # sharpness is the fine-detail ratio of pixels.sharpness; measured values in pixels' docstring
+    min_sharpness: float = 0.03  # absolute floor: blurred beyond use, whatever the flight
+    min_relative_sharpness: float = 0.38  # share of the flight's median sharpness below which a frame is blurry
+    min_images_for_relative: int = 5  # flights with fewer scored frames get the floor only
     min_brightness: float = 40.0
     max_brightness: float = 215.0
     max_clipped_fraction: float = 0.5  # share of near-black or near-white pixels
@@ -60,14 +69,31 @@ def image_flags(meta: ImageMetadata, pixels: PixelStats | None, limits: Threshol
     if meta.gimbal_pitch is not None and meta.gimbal_pitch > limits.max_gimbal_pitch:
         flags.append(("not_nadir", f"gimbal pitch {meta.gimbal_pitch:.1f} deg is above {limits.max_gimbal_pitch:.0f} deg"))
     if pixels is not None:
-        if pixels.sharpness is not None and pixels.sharpness < limits.min_sharpness:
-            flags.append(("blurry", f"sharpness {pixels.sharpness:.0f} below {limits.min_sharpness:.0f}"))
         clipped_dark = pixels.dark_fraction > limits.max_clipped_fraction
         clipped_bright = pixels.bright_fraction > limits.max_clipped_fraction
         if pixels.brightness < limits.min_brightness or clipped_dark:
             flags.append(("underexposed", f"mean brightness {pixels.brightness:.0f}, {pixels.dark_fraction:.0%} near black"))
         if pixels.brightness > limits.max_brightness or clipped_bright:
             flags.append(("overexposed", f"mean brightness {pixels.brightness:.0f}, {pixels.bright_fraction:.0%} near white"))
+    return flags
+
+
+def blur_flags(scores: Sequence[float | None], limits: Thresholds) -> list[list[tuple[str, str]]]:
+    """``blurry`` for frames far below the flight's median sharpness, or below the absolute floor."""
+    scored = [s for s in scores if s is not None]
+    median = float(np.median(scored)) if scored else None
+    relative = len(scored) >= limits.min_images_for_relative
+    flags: list[list[tuple[str, str]]] = [[] for _ in scores]
+    for i, score in enumerate(scores):
+        if score is None or median is None:
+            continue
+        threshold = limits.min_relative_sharpness * median
+        if relative and score < threshold:
+            flags[i].append(("blurry", f"sharpness {score:.3f} is {score / median:.2f} of the flight's median {median:.3f} "
+                                       f"(threshold {limits.min_relative_sharpness:g} x median = {threshold:.3f})"))
+        elif score < limits.min_sharpness:
+            flags[i].append(("blurry", f"sharpness {score:.3f} below the floor {limits.min_sharpness:g} "
+                                       f"(flight median {median:.3f}): blurred beyond use"))
     return flags
 
 
