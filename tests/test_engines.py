@@ -14,7 +14,7 @@ from rio_cogeo.cogeo import cog_validate
 from workbench import layout
 from workbench.engines.cog import report
 from workbench.engines.quicklook import QuicklookEngine
-from workbench.engines.runs import EngineError, RunRecord, latest, run_engine
+from workbench.engines.runs import EngineError, EngineOutput, RunRecord, latest, run_engine
 from workbench.errors import WorkbenchError
 from workbench.imagery.ingest import ingest
 from workbench.storage import Storage
@@ -55,6 +55,9 @@ def test_quicklook_publishes_a_valid_cog_with_a_report(project: Storage, quicklo
         assert src.res[0] == pytest.approx(SURVEY.camera.gsd(SURVEY.altitude))
     stored_report = json.loads(project.get_bytes(product["key"] + ".report.json"))
     assert stored_report["crs"] == "EPSG:32737" and stored_report["coverage_m2"] > 15000
+    seams = stored_report["quality"]["seams"]  # the synthetic cameras are exact: overlapping images agree
+    assert seams["pairs"] >= 15 and seams["unmeasured_pairs"] == 0
+    assert seams["median_m"] < 0.5 * SURVEY.camera.gsd(SURVEY.altitude) and seams["p90_m"] < SURVEY.camera.gsd(SURVEY.altitude)
 
 
 def test_quicklook_geometric_error_against_the_truth(project: Storage, quicklook_run: RunRecord, tmp_path: Path) -> None:
@@ -86,7 +89,7 @@ class Exploding(QuicklookEngine):
         self.error = error
 
     def process(self, storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], workdir: Path,
-                client: Any, progress: bool) -> dict[str, Path]:
+                client: Any, progress: bool) -> EngineOutput:
         (workdir / "half.tif").write_bytes(b"partial")
         raise self.error
 

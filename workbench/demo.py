@@ -21,7 +21,7 @@ from workbench.config import Settings
 from workbench.coverage import build_coverage
 from workbench.engines.cog import report
 from workbench.engines.quicklook import QuicklookEngine
-from workbench.engines.runs import RunRecord, run_engine
+from workbench.engines.runs import RunRecord, quality_summary, run_engine
 from workbench.errors import WorkbenchError
 from workbench.imagery.ingest import IngestResult, ingest
 from workbench.local import LocalS3
@@ -89,7 +89,8 @@ def _product_line(record: RunRecord) -> str:
     ortho = next(p for p in record.products if p["name"] == "ortho.tif")
     facts = ortho["report"]
     return (f"ortho.tif {facts['width']}x{facts['height']} px, {facts['resolution_m'][0] * 100:.1f} cm/px, "
-            f"{facts['crs']}, {facts['coverage_m2'] / 1e4:.2f} ha (a preview: no photogrammetry) -> {ortho['key']}")
+            f"{facts['crs']}, {facts['coverage_m2'] / 1e4:.2f} ha (a preview: no photogrammetry; "
+            f"{quality_summary(facts['quality'])}) -> {ortho['key']}")
 
 
 def _change_line(change: policy.RuleDiff) -> str:

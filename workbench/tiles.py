@@ -58,6 +58,7 @@ class TileOptions:
     tile_size: int = 512
     name: str = "orthophoto"
     attribution: str = ""
+    description: str = ""  # what the imagery is (maps show it as a caption), e.g. "quick-look preview ..."
 
     def __post_init__(self) -> None:
         if self.tile_format not in FORMATS:
@@ -192,7 +193,8 @@ def _write_archive(path: Path, tiles: Iterable[tuple[int, bytes]], bounds: tuple
             "center_lon_e7": int((west + east) / 2 * 1e7), "center_lat_e7": int((south + north) / 2 * 1e7),
         }
         metadata = {"name": options.name, "type": "overlay", "format": options.tile_format,
-                    "tileSize": options.tile_size, "attribution": options.attribution, "bounds": list(bounds),
+                    "tileSize": options.tile_size, "attribution": options.attribution, "description": options.description,
+                    "bounds": list(bounds),
                     "minzoom": minzoom, "maxzoom": maxzoom, "writer": "workbench"}
         writer.finalize(header, metadata)
     return TileSummary(path=path, minzoom=minzoom, maxzoom=maxzoom, tiles=count, tiles_per_zoom=dict(per_zoom),
@@ -224,7 +226,7 @@ def tile_run(storage: Any, org: str, project: str, run: str | None = None, optio
 
     Workers read the COG through a presigned URL, so only the windows (and overviews) they need travel.
     """
-    from workbench.engines.runs import RUN_RECORD, latest, read_record
+    from workbench.engines.runs import RUN_RECORD, caption, latest, read_record
     from workbench.presign import Presigner
 
     record = latest(storage, org, project) if run is None else read_record(
@@ -236,6 +238,8 @@ def tile_run(storage: Any, org: str, project: str, run: str | None = None, optio
         raise WorkbenchError(f"run {record['run']} has no ortho.tif")
     source = Presigner(storage).get(ortho, ttl=6 * 3600)
     options = options or TileOptions(name=f"{org}/{project} orthophoto", attribution=f"{org}, run {record['run']}")
+    if not options.description:
+        options = dataclasses.replace(options, description=caption(record))
     with tempfile.TemporaryDirectory(prefix="workbench-tiles-") as scratch:
         summary = write_pmtiles(source, Path(scratch) / "ortho.pmtiles", options, client=client, progress=progress)
         key, pruned, _ = publish(storage, summary.path, "ortho", org, project, keep=keep)

@@ -42,7 +42,7 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder
 from tqdm.auto import tqdm
 
 from workbench.engines.cog import write_cog
-from workbench.engines.runs import EngineError
+from workbench.engines.runs import EngineError, EngineOutput
 from workbench.errors import WorkbenchError
 from workbench.storage import Storage
 
@@ -155,7 +155,7 @@ class OdmEngine:
         return {"node": str(info.version), "engine": f"{info.engine} {info.engine_version}", "node_url": self.node.public_url()}
 
     def process(self, storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], workdir: Path,
-                client: Any, progress: bool) -> dict[str, Path]:
+                client: Any, progress: bool) -> EngineOutput:
         """Upload, process on the node, download the needed outputs, return the products."""
         task = self._create_task(storage, inputs, options, progress)
         try:
@@ -174,7 +174,7 @@ class OdmEngine:
         if "ortho.tif" not in products:
             raise EngineError("the node finished but returned no orthophoto", self._output(task))
         self._call("remove the task from the node", task.remove)
-        return products
+        return EngineOutput(products)
 
     def _create_task(self, storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], progress: bool) -> Task:
         wanted = [path for path, product in OUTPUTS.items()

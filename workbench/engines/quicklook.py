@@ -4,13 +4,15 @@ Each image is projected to flat ground from its position, relative altitude, fie
 pitch (the same camera model as the footprints), on Dask, one task per image, into the flight's UTM
 zone. For every ground pixel the mosaic keeps the image whose nadir point is nearest. Areas no image
 sees are transparent (alpha band). It is a PREVIEW: GPS error (metres on consumer drones), terrain
-relief, lens distortion and roll are not corrected, so seams and offsets are expected.
+relief and lens distortion are not corrected, so seams and offsets are expected; the report gives
+their size (:mod:`workbench.engines.seams`: median and 90th percentile misfit of overlapping images).
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,8 @@ from rasterio.transform import from_origin
 
 from workbench.config import Settings
 from workbench.engines.cog import write_cog
-from workbench.engines.runs import EngineError
+from workbench.engines.runs import EngineError, EngineOutput
+from workbench.engines.seams import RenderingFeatures, SeamRecorder, rendering_features
 from workbench.errors import WorkbenchError
 from workbench.imagery import footprint as fp
 from workbench.imagery.metadata import ImageMetadata
@@ -36,8 +39,9 @@ def _ground_sample_distance(meta: ImageMetadata) -> float:
     return meta.relative_altitude * meta.sensor_width_mm / (meta.focal_length_mm * meta.width)  # type: ignore[operator]
 
 
-def project_image(settings: Settings, camera: dict[str, Any], grid: dict[str, Any]) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """Project one image onto its window of the mosaic grid; return (row, col, rgb, distance to nadir).
+def project_image(settings: Settings, camera: dict[str, Any], grid: dict[str, Any]) -> tuple[int, int, np.ndarray, np.ndarray, RenderingFeatures]:
+    """Project one image onto its window of the mosaic grid; return (row, col, rgb, distance to nadir,
+    the rendering's features for the seam misfit).
 
     Runs on a Dask worker. The JPEG is decoded at the coarsest libjpeg scale still finer than the grid.
     """
@@ -55,7 +59,7 @@ def project_image(settings: Settings, camera: dict[str, Any], grid: dict[str, An
     xs = grid["left"] + (col0 + np.arange(cols) + 0.5) * res - camera["east"]
     ys = grid["top"] - (row0 + np.arange(rows) + 0.5) * res - camera["north"]
     dx, dy = np.meshgrid(xs, ys)
-    forward, up, right = fp.camera_axes(camera["yaw"], camera["pitch"])
+    forward, up, right = (np.asarray(camera[axis]) for axis in ("forward", "up", "right"))
     dz = -camera["altitude"]
     depth = dx * forward[0] + dy * forward[1] + dz * forward[2]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -65,7 +69,7 @@ def project_image(settings: Settings, camera: dict[str, Any], grid: dict[str, An
     rgb = np.zeros((rows, cols, 3), dtype=np.uint8)
     rgb[seen] = pixels[v[seen].astype(int), u[seen].astype(int)]
     distance = np.where(seen, np.hypot(dx, dy), np.inf).astype(np.float32)
-    return row0, col0, rgb, distance
+    return row0, col0, rgb, distance, rendering_features(camera["key"], row0, col0, rgb, seen)
 
 
 class QuicklookEngine:
@@ -100,7 +104,8 @@ class QuicklookEngine:
         polygons, crs = fp.footprints(metas)
         usable = [(row, meta, poly) for row, meta, poly in zip(inputs, metas, polygons) if poly is not None]
         if not usable or crs is None:
-            raise EngineError("no image has a GPS position, relative altitude and field of view: quicklook cannot place any")
+            missing = Counter(fp.missing_for_footprint(meta) or "horizon" for meta in metas)
+            raise EngineError(f"quicklook cannot place any image: {fp.explain_missing(dict(missing), len(metas))}")
         left = min(p.bounds[0] for _, _, p in usable)
         bottom = min(p.bounds[1] for _, _, p in usable)
         right = max(p.bounds[2] for _, _, p in usable)
@@ -118,16 +123,18 @@ class QuicklookEngine:
             minx, miny, maxx, maxy = polygon.bounds
             col0, row0 = max(0, int((minx - left) / resolution)), max(0, int((top - maxy) / resolution))
             col1, row1 = min(width, math.ceil((maxx - left) / resolution)), min(height, math.ceil((top - miny) / resolution))
-            yaw, pitch = fp.camera_angles(meta)
+            pose = fp.camera_pose(meta)
+            assert pose is not None  # a footprint was computed from it
             cameras.append({
-                "key": row["key"], "east": east, "north": north, "altitude": meta.relative_altitude, "yaw": yaw,
-                "pitch": pitch, "width": meta.width, "height": meta.height, "gsd": _ground_sample_distance(meta),
+                "key": row["key"], "east": east, "north": north, "altitude": meta.relative_altitude,
+                "forward": pose.forward.tolist(), "up": pose.up.tolist(), "right": pose.right.tolist(), "width": meta.width, "height": meta.height, "gsd": _ground_sample_distance(meta),
                 "focal_px": meta.focal_length_mm / meta.sensor_width_mm * meta.width,  # type: ignore[operator]
                 "window": (row0, col0, row1 - row0, col1 - col0),
             })
         mosaic = np.zeros((height, width, 3), dtype=np.uint8)
         nearest = np.full((height, width), np.inf, dtype=np.float32)
-        self._mosaic(storage.settings, cameras, grid, mosaic, nearest, client, progress)
+        seams = SeamRecorder(workdir / "seams", resolution)
+        self._mosaic(storage.settings, cameras, grid, mosaic, nearest, seams, client, progress)
         alpha = np.where(np.isfinite(nearest), 255, 0).astype(np.uint8)
         raw = workdir / "ortho-raw.tif"
         profile = {"driver": "GTiff", "width": width, "height": height, "count": 4, "dtype": "uint8", "crs": crs.to_wkt(),
@@ -138,17 +145,19 @@ class QuicklookEngine:
             dst.write(alpha, 4)
             dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
                                rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.alpha]
-        return {"ortho.tif": write_cog(raw, workdir / "ortho.tif")}
+        quality = {"seams": seams.report().summary(), "images_placed": len(usable), "images_given": len(inputs)}
+        return EngineOutput({"ortho.tif": write_cog(raw, workdir / "ortho.tif")}, {"ortho.tif": quality})
 
     @staticmethod
     def _mosaic(settings: Settings, cameras: list[dict[str, Any]], grid: dict[str, Any], mosaic: np.ndarray,
-                nearest: np.ndarray, client: Any, progress: bool) -> None:
+                nearest: np.ndarray, seams: SeamRecorder, client: Any, progress: bool) -> None:
         from workbench.cluster import ensure_client, map_completed
 
         with ensure_client(client) as active:
-            for _, (row0, col0, rgb, distance) in map_completed(
+            for _, (row0, col0, rgb, distance, features) in map_completed(
                     active, project_image, [settings] * len(cameras), cameras, [grid] * len(cameras),
                     desc="quicklook", unit="img", progress=progress):
+                seams.add(features)
                 window = (slice(row0, row0 + rgb.shape[0]), slice(col0, col0 + rgb.shape[1]))
                 closer = distance < nearest[window]
                 nearest[window][closer] = distance[closer]

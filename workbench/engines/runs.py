@@ -39,6 +39,14 @@ class EngineError(WorkbenchError):
         self.output = output or []
 
 
+@dataclasses.dataclass
+class EngineOutput:
+    """What an engine made: product files, and quality measures per product (stored in its report)."""
+
+    files: dict[str, Path]
+    quality: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
 class Engine(Protocol):
     """Turns input images into product files in a local folder."""
 
@@ -53,8 +61,8 @@ class Engine(Protocol):
         ...
 
     def process(self, storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], workdir: Path,
-                client: Any, progress: bool) -> dict[str, Path]:
-        """Build the products from manifest rows ``inputs``; return ``{product name: local file}``."""
+                client: Any, progress: bool) -> EngineOutput:
+        """Build the products from manifest rows ``inputs``: local files by product name, and their quality."""
         ...
 
 
@@ -122,6 +130,26 @@ def latest(storage: Storage, org: str, project: str) -> dict[str, Any] | None:
     return read_record(storage, layout.product_key(org, project, pointer["run"], RUN_RECORD)) if pointer else None
 
 
+def caption(record: dict[str, Any]) -> str:
+    """What a run's orthophoto is, in a line for maps: the engine and, when measured, its seam misfit."""
+    ortho = next((p for p in record.get("products", []) if p["name"] == "ortho.tif"), {})
+    seams = ((ortho.get("report") or {}).get("quality") or {}).get("seams") or {}
+    what = ("quick-look preview from image metadata (no photogrammetry)" if record.get("engine") == "quicklook"
+            else f"orthophoto by the {record.get('engine')} engine")
+    if seams.get("median_m") is not None:
+        what += f"; overlapping images disagree by {seams['median_m']:.1f} m (median), {seams['p90_m']:.1f} m (90th percentile)"
+    return f"{what}; run {record.get('run')}"
+
+
+def quality_summary(quality: dict[str, Any]) -> str:
+    """One line of an engine's quality measures: images placed and the seam misfit."""
+    seams = quality.get("seams") or {}
+    placed = f"{quality['images_placed']} of {quality['images_given']} images placed" if "images_placed" in quality else ""
+    misfit = (f"seams: overlapping images disagree by {seams['median_m']:.2f} m median, {seams['p90_m']:.2f} m p90 "
+              f"({seams['pairs']} pairs)" if seams.get("median_m") is not None else "seams: not measured")
+    return "; ".join(part for part in (placed, misfit) if part)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -184,9 +212,11 @@ def run_engine(
     storage.put_bytes(record.key(), record.to_json(), content_type="application/json")
     try:
         with tempfile.TemporaryDirectory(prefix=f"workbench-{engine.name}-") as scratch:
-            files = engine.process(storage, inputs, record.options, Path(scratch), client, progress)
-            reports = {name: reporter(path) for name, path in files.items() if reporter and path.suffix == ".tif"}
-            _publish(storage, record, files, reports)
+            output = engine.process(storage, inputs, record.options, Path(scratch), client, progress)
+            reports = {name: reporter(path) for name, path in output.files.items() if reporter and path.suffix == ".tif"}
+            for name, measures in output.quality.items():
+                reports.setdefault(name, {})["quality"] = measures
+            _publish(storage, record, output.files, reports)
     except KeyboardInterrupt:
         _finish(storage, record, started, "canceled", "canceled by the user")
         raise
