@@ -8,11 +8,13 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import math
 import shutil
 import subprocess
 import threading
 from pathlib import Path
 
+import mercantile
 import numpy as np
 import pytest
 from PIL import Image
@@ -88,15 +90,13 @@ def test_the_map_refuses_an_origin_the_bucket_does_not_allow(published) -> None:
         map_layers(storage, "org", "site", "https://nowhere.example")
 
 
-@pytest.mark.slow
-def test_chromium_paints_the_ortho_from_range_requests(published, page_server) -> None:
+def _open_map(url: str, shot: Path, jump: tuple[float, float, int] | None = None) -> tuple[list[str], list[str], dict]:
+    """Open a map page in Debian's chromium, wait until the map is idle (and again after jumping to ``jump``,
+    a lon, lat and zoom, if given), screenshot it; return the Range headers of the archive requests, the
+    map's errors and its view (zoom, bounds)."""
     if not Path(CHROMIUM).exists() or not (MODULES / "maplibre-gl").is_dir():
         pytest.skip("Debian chromium or tests/js/node_modules is missing (.ci/run installs both)")
     playwright = pytest.importorskip("playwright.sync_api")
-    storage, _ = published
-    root, origin = page_server
-    policy.apply_cors(storage, policy.cors_rules([], [origin]))
-    page_path = write_map(storage, "org", "site", root / "map.html", origin, assets=MODULES, background="#ff00ff")
     ranges: list[str] = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
@@ -105,14 +105,29 @@ def test_chromium_paints_the_ortho_from_range_requests(published, page_server) -
         try:
             page = browser.new_page(viewport={"width": 800, "height": 600})
             page.on("request", lambda r: ranges.append(r.headers.get("range", "")) if ".pmtiles" in r.url else None)
-            page.goto(f"{origin}/{page_path.name}")
-            page.wait_for_function("window.workbenchMapIdle === true", timeout=60_000)
+            page.goto(url)
+            page.wait_for_function("window.workbenchMapIdle === true && map.loaded()", timeout=60_000)
+            if jump is not None:
+                page.evaluate(f"window.workbenchMapIdle = false; map.jumpTo({{center: [{jump[0]}, {jump[1]}], zoom: {jump[2]}}})")
+                page.wait_for_function("window.workbenchMapIdle === true && map.loaded()", timeout=60_000)
             errors = page.evaluate("window.workbenchMapErrors")
+            view = page.evaluate("({zoom: map.getZoom(), bounds: map.getBounds().toArray()})")
             ARTIFACTS.mkdir(exist_ok=True)
-            shot = ARTIFACTS / "map.png"
             page.screenshot(path=str(shot))
         finally:
             browser.close()
+    return ranges, errors, view
+
+
+@pytest.mark.slow
+def test_chromium_paints_the_ortho_from_range_requests(published, page_server) -> None:
+    storage, _ = published
+    root, origin = page_server
+    policy.apply_cors(storage, policy.cors_rules([], [origin]))
+    page_path = write_map(storage, "org", "site", root / "map.html", origin, assets=MODULES, background="#ff00ff")
+    assert "quick-look preview from image metadata (no photogrammetry); overlapping images disagree by" in page_path.read_text()
+    shot = ARTIFACTS / "map.png"
+    ranges, errors, _ = _open_map(f"{origin}/{page_path.name}", shot)
     assert errors == []
     assert any(r.startswith("bytes=") for r in ranges)
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
@@ -120,3 +135,41 @@ def test_chromium_paints_the_ortho_from_range_requests(published, page_server) -
     centre = ~magenta[200:400, 250:550]
     assert centre.mean() > 0.9  # the ortho covers the middle of the view
     assert pixels[200:400, 250:550].std() > 10  # and it is imagery, not a flat fill
+
+
+@pytest.mark.slow
+def test_a_real_flight_with_holes_reaches_idle(s3_server, seneca_images, page_server, dask_client) -> None:
+    """seneca's quick-look is irregular: tiles inside the archive's bounds but outside the imagery are missing
+    from the archive. The page answers them as transparent tiles, so the map settles (idle, loaded)."""
+    storage = Storage(s3_server.settings.with_(bucket="maps-seneca"))
+    storage.ensure_bucket()
+    flight = layout.new_id()
+    upload_folder(storage, seneca_images[0].parent, lambda p: layout.raw_key("org", "seneca", flight, p.name), progress=False)
+    ingest(storage, "org", "seneca", client=dask_client, progress=False, pixels=False)
+    run_engine(storage, "org", "seneca", QuicklookEngine(), client=dask_client, progress=False)
+    key, summary, _ = tile_run(storage, "org", "seneca", client=dask_client, progress=False)
+    build_coverage(storage, "org")
+    root, origin = page_server
+    policy.apply_cors(storage, policy.cors_rules([], [origin]))
+    page_path = write_map(storage, "org", "seneca", root / "seneca.html", origin, assets=MODULES, background="#ff00ff")
+    stored = set(check_archive(lambda o, n: storage.get_bytes(key, (o, o + n - 1))).tiles)
+    deepest = {t for t in stored if t[0] == summary.maxzoom}
+    holes = [t for t in mercantile.tiles(*summary.bounds, summary.maxzoom) if (t.z, t.x, t.y) not in stored
+             and any((t.z, t.x + dx, t.y) in deepest for dx in (-1, 1))]  # a missing tile beside the imagery
+    assert holes, "seneca's quick-look should leave tiles inside its bounds empty"
+    hole = mercantile.bounds(holes[0])
+    imagery_east = (summary.maxzoom, holes[0].x + 1, holes[0].y) in deepest
+    jump = (hole.east if imagery_east else hole.west, (hole.south + hole.north) / 2, summary.maxzoom)  # half hole, half imagery
+    shot = ARTIFACTS / "map-seneca.png"
+    _, errors, view = _open_map(f"{origin}/{page_path.name}", shot, jump=jump)
+    assert errors == []
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    magenta = (pixels[..., 0] > 240) & (pixels[..., 1] < 20) & (pixels[..., 2] > 240)
+    assert 0.05 < magenta.mean() < 0.95  # the hole shows the background, the neighbouring tile the ortho
+    zoom = min(max(math.floor(view["zoom"]), summary.minzoom), summary.maxzoom)
+    (west, south), (east, north) = view["bounds"]
+    west, south, east, north = max(west, summary.bounds[0]), max(south, summary.bounds[1]), min(east, summary.bounds[2]), \
+        min(north, summary.bounds[3])
+    in_view = {(t.z, t.x, t.y) for t in mercantile.tiles(west, south, east, north, zoom)}
+    assert in_view - stored, "the view should hold tiles the archive lacks"
+    assert in_view & stored
