@@ -9,7 +9,11 @@ in the embedded S3. Timed in one run:
 
 Each runs twice: straight to SeaweedFS on loopback, and through ``netem.LinkEmulator`` (default 20 ms
 round trip, 50 MB/s per connection: roughly S3 seen from EC2 in the same region). Prints bytes read per
-image, wall time and the speed-ups. ``python benchmarks/ingest.py [--images 500]``
+image, wall time and the speed-ups.
+
+Then the real flights as flown (brighton: 18 DJI images, 4000 x 2250; seneca: 14 senseFly images,
+3600 x 2700) with the pixel checks on, 2 workers, on loopback: images/s (median of 3 runs from an empty
+manifest), what was flagged and how many footprints. ``python benchmarks/ingest.py [--images 500]``
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from workbench.transfer import upload_folder
 sys.path.insert(0, str(Path(__file__).parent))
 from netem import LinkEmulator  # noqa: E402
 
-SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "brighton_beach" / "images"
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED_IMAGES = DATASETS / "brighton_beach" / "images"
+REAL_FLIGHTS = {"brighton": SHARED_IMAGES, "seneca": DATASETS / "seneca" / "images"}
 
 
 def populate(storage: Storage, count: int) -> str:
@@ -79,6 +85,37 @@ def workbench(storage: Storage, project: str, workers: int, pixels: bool) -> tup
     return seconds, result.bytes_read, located
 
 
+def real_flights(storage: Storage, repeats: int = 3) -> dict[str, dict[str, object]]:
+    """Each real flight ingested with the pixel checks (2 workers): median seconds, images/s, flags, footprints."""
+    found: dict[str, dict[str, object]] = {}
+    client = local_client(n_workers=2, threads_per_worker=4)
+    try:
+        client.wait_for_workers(2)
+        for name, folder in REAL_FLIGHTS.items():
+            if not folder.is_dir():
+                continue
+            flight = layout.new_id()
+            upload_folder(storage, folder, lambda p, name=name: layout.raw_key("bench", name, flight, p.name), progress=False)
+            times = []
+            for _ in range(repeats):
+                if storage.exists(manifest_key("bench", name)):
+                    storage.delete(manifest_key("bench", name))
+                start = time.perf_counter()
+                result = ingest(storage, "bench", name, client=client, progress=False)
+                times.append(time.perf_counter() - start)
+            seconds = sorted(times)[len(times) // 2]
+            found[name] = {"images": len(result.rows), "seconds": seconds, "images_per_s": len(result.rows) / seconds,
+                           "flags": sorted({f for r in result.rows for f in r["flags"]}),
+                           "footprints": sum(r["geometry"] is not None for r in result.rows),
+                           "sharpness": [round(min(r["sharpness"] for r in result.rows), 3),
+                                         round(max(r["sharpness"] for r in result.rows), 3)]}
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
+    return found
+
+
 def run_all(storage: Storage, project: str) -> dict[str, tuple[float, int, int]]:
     """The four runs against one endpoint."""
     return {
@@ -118,6 +155,7 @@ def main() -> None:
             project = populate(storage, args.images)
             print(f"{args.images} real DJI images (copies of {len(list(SHARED_IMAGES.glob('*.JPG')))}) in SeaweedFS; "
                   f"{os.cpu_count()} CPUs")
+            flights = real_flights(storage)
             results["loopback"] = run_all(storage, project)
             with LinkEmulator(server.ports["s3"], rtt=args.rtt_ms / 1000, mbps=args.mbps) as port:
                 linked = Storage(storage.settings.with_(endpoint=f"http://127.0.0.1:{port}"))
@@ -128,8 +166,14 @@ def main() -> None:
            results["loopback"], args.images)
     report(f"emulated link: {args.rtt_ms:g} ms round trip, {args.mbps:g} MB/s per connection (S3 from EC2 in-region)",
            results["link"], args.images)
+    print("\nreal flights, pixel checks on, 2 workers, loopback (median of 3)")
+    print(f"{'flight':<10}{'images':>7}{'seconds':>9}{'img/s':>8}{'footprints':>11}  sharpness range  flags")
+    for name, facts in flights.items():
+        print(f"{name:<10}{facts['images']:>7}{facts['seconds']:>9.2f}{facts['images_per_s']:>8.1f}{facts['footprints']:>11}  "
+              f"{facts['sharpness'][0]:.3f}-{facts['sharpness'][1]:.3f}      {', '.join(facts['flags']) or 'none'}")  # type: ignore[index]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
+        "real_flights": flights,
         "images": args.images, "cpus": os.cpu_count(), "rtt_ms": args.rtt_ms, "mbps": args.mbps,
         "runs": {scenario: {k: {"seconds": v[0], "bytes": v[1], "located": v[2]} for k, v in runs.items()}
                  for scenario, runs in results.items()},
