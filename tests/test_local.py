@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from workbench.errors import LocalS3Error
-from workbench.local import LOOPBACK, LocalS3, local_s3
+from workbench.local import LOOPBACK, LocalS3, live_leases, local_s3, running_state, stop_server
 from workbench.storage import Storage
 
 
@@ -45,3 +49,69 @@ def test_a_busy_port_is_a_clear_error(s3_server: LocalS3, tmp_path: Path) -> Non
     with pytest.raises(LocalS3Error):
         server.start(timeout=20)
     assert server.process is None
+
+
+def _start_in_child(code: str) -> tuple[subprocess.Popen[str], list[str]]:
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return child, child.stdout.readline().split()
+
+
+def _gone(pid: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_temporary_server_dies_with_its_parent_even_on_sigkill() -> None:
+    child, (data_dir, pid) = _start_in_child(
+        "from workbench.local import LocalS3; import time; s = LocalS3(); s.start(); "
+        "print(s.data_dir, s.process.pid, flush=True); time.sleep(600)")
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert _gone(int(pid)), "SeaweedFS outlived its parent"
+    deadline = time.monotonic() + 10
+    while Path(data_dir).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(data_dir).exists()  # the temporary folder went too
+
+
+def test_one_shared_server_per_folder_lives_while_someone_uses_it(tmp_path: Path) -> None:
+    folder = tmp_path / "user-s3"
+    code = ("from workbench.local import shared_server; import sys, time; s, started = shared_server(sys.argv[1]); "
+            "print(s.endpoint, started, flush=True); time.sleep(600)")
+    first = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    second = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        one, two = first.stdout.readline().split(), second.stdout.readline().split()
+        assert one[0] == two[0] and {one[1], two[1]} == {"True", "False"}  # the second reused the first's server
+        state = running_state(folder)
+        assert state is not None and live_leases(folder) == sorted([first.pid, second.pid])
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        time.sleep(5)
+        assert running_state(folder) is not None  # still used by the second
+        second.send_signal(signal.SIGKILL)
+        second.wait()
+        assert _gone(int(state["pid"]))
+        assert folder.exists() and (folder / "credentials.json").exists()  # a user's folder is kept
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.kill()
+        stop_server(folder)
+
+
+def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with local_s3(data_dir=shared):
+        pass
+    assert shared.stat().st_mode & 0o7777 == 0o1777
+    fresh = tmp_path / "fresh"
+    with local_s3(data_dir=fresh):
+        pass
+    assert fresh.stat().st_mode & 0o777 == 0o700

@@ -2,8 +2,14 @@
 
 ``with local_s3() as settings:`` starts a server on free ports with generated credentials and a
 temporary data folder, waits until S3 answers, creates the bucket, and on exit stops the server and
-every process it started. ``workbench s3 serve`` runs one with a persistent folder whose
-credentials are kept (mode 0600) in that folder.
+every process it started. :func:`shared_server` gives one server per user and data folder (default
+``~/.local/share/workbench/s3``): it reuses the running one, or starts one that outlives the caller.
+
+No server is orphaned: every process that uses a server holds a *lease* (a file named by its pid in
+``{data}/leases/``), and a small watchdog process (:mod:`workbench.watchdog`) stops the server a few
+seconds after the last lease holder has gone, however it went (SIGKILL included), and removes a
+temporary data folder. So a notebook's server lives as long as some kernel (or ``workbench s3 serve``)
+uses it, and Run All leaves a working map. ``{data}/server.json`` says what runs (pids, ports).
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,13 +27,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from workbench import watchdog as watchdog_module
 from workbench.config import Secret, Settings
 from workbench.errors import LocalS3Error, StorageError
+from workbench.policy.cors import allow_reads_from_any_origin
 from workbench.storage import Storage
+from workbench.watchdog import STATE_FILE, add_lease, group_alive, live_leases, release_lease, stop_group
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_BUCKET = "workbench"
 CREDENTIALS_FILE = "credentials.json"
+
 _PROBE_KEY = "workbench-readiness-probe"
 _PORT_NAMES = ("s3", "master", "volume", "filer", "admin")
 
@@ -72,6 +81,15 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, atomically (a temporary file renamed), whatever was there."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
 def _load_or_create_credentials(data_dir: Path) -> tuple[str, str]:
     file = data_dir / CREDENTIALS_FILE
     if file.is_file():
@@ -79,8 +97,7 @@ def _load_or_create_credentials(data_dir: Path) -> tuple[str, str]:
         return stored["access_key"], stored["secret_key"]
     access_key = "WB" + secrets.token_hex(9).upper()
     secret_key = secrets.token_urlsafe(30)
-    file.touch(mode=0o600)
-    file.write_text(json.dumps({"access_key": access_key, "secret_key": secret_key}))
+    write_private(file, json.dumps({"access_key": access_key, "secret_key": secret_key}))
     return access_key, secret_key
 
 
@@ -94,6 +111,7 @@ class LocalS3:
         self.bucket = bucket
         self._requested_s3_port = s3_port
         self.process: subprocess.Popen[bytes] | None = None
+        self.watchdog: subprocess.Popen[bytes] | None = None
         self.ports: dict[str, int] = {}
         self.settings: Settings | None = None
 
@@ -111,14 +129,13 @@ class LocalS3:
         """Start the server, wait until S3 answers with our credentials, create the bucket."""
         if self.process is not None:
             raise LocalS3Error("the embedded S3 server is already running")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.data_dir, 0o700)
+        if not self.data_dir.exists():
+            self.data_dir.mkdir(parents=True, mode=0o700)  # a folder we create is ours alone; others are left as they are
         access_key, secret_key = _load_or_create_credentials(self.data_dir)
         identities = {"identities": [{"name": "workbench", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                                       "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
         s3_config = self.data_dir / "s3.json"
-        s3_config.touch(mode=0o600)
-        s3_config.write_text(json.dumps(identities))
+        write_private(s3_config, json.dumps(identities))
         ports = free_ports(len(_PORT_NAMES))
         if self._requested_s3_port:
             ports[0] = self._requested_s3_port
@@ -133,8 +150,10 @@ class LocalS3:
         ]
         log = open(self.log_path, "ab")
         try:
+            # a soft memory limit for Go's garbage collector: the embedded S3 then stays near 100 MiB, not 200
+            env = {**os.environ, "GOMEMLIMIT": os.environ.get("WORKBENCH_S3_MEMORY_LIMIT", "96MiB")}
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, cwd=self.data_dir)
+                                            start_new_session=True, cwd=self.data_dir, env=env)
         finally:
             log.close()
         self.settings = Settings(profile="local", endpoint=self.endpoint, bucket=self.bucket, access_key=access_key,
@@ -144,6 +163,15 @@ class LocalS3:
         except BaseException:
             self.stop()
             raise
+        write_private(self.data_dir / STATE_FILE, json.dumps({
+            "pid": self.process.pid, "endpoint": self.endpoint, "bucket": self.bucket, "ports": self.ports,
+            "temporary": self._temporary, "started": time.time()}))
+        add_lease(self.data_dir)
+        register(self.ports["s3"], self.process.pid)
+        self.watchdog = subprocess.Popen(
+            [sys.executable, str(Path(watchdog_module.__file__)), str(self.data_dir), str(self.process.pid)]
+            + (["--remove"] if self._temporary else []),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         return self.settings
 
     def _wait_ready(self, timeout: float) -> None:
@@ -160,6 +188,7 @@ class LocalS3:
                 # a first write makes SeaweedFS allocate its volumes now rather than during the caller's work
                 storage.put_bytes(_PROBE_KEY, b"ready")
                 storage.delete(_PROBE_KEY)
+                allow_reads_from_any_origin(storage)  # presigned reads for map pages wherever they are opened
                 return
             except StorageError as exc:
                 last_error = str(exc)
@@ -188,18 +217,17 @@ class LocalS3:
         """
         timeout = timeout if timeout is not None else (3.0 if self._temporary else 15.0)
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
         if process is not None:
+            stop_group(process.pid, timeout)
+            process.wait(5)
+            unregister(self.ports["s3"])
+        (self.data_dir / STATE_FILE).unlink(missing_ok=True)
+        release_lease(self.data_dir)
+        watchdog, self.watchdog = self.watchdog, None
+        if watchdog is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+                watchdog.kill()
+            watchdog.wait(5)
         if self._temporary:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -219,3 +247,116 @@ def local_s3(data_dir: str | os.PathLike[str] | None = None, bucket: str = DEFAU
         yield settings
     finally:
         server.stop()
+
+
+def registry_dir() -> Path:
+    """Where this user's running embedded S3 servers are listed by port (for the Jupyter proxy)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"workbench-{os.getuid()}"
+
+
+def register(port: int, pid: int) -> None:
+    """List an embedded S3 listening on ``port`` (its server's pid) for this user."""
+    folder = registry_dir()
+    folder.mkdir(mode=0o700, exist_ok=True)
+    (folder / str(port)).write_text(str(pid))
+
+
+def unregister(port: int) -> None:
+    """Remove ``port`` from this user's list of embedded S3 servers."""
+    (registry_dir() / str(port)).unlink(missing_ok=True)
+
+
+def registered_ports() -> set[int]:
+    """Ports where an embedded S3 of this user runs now (entries of servers that ended are dropped)."""
+    folder = registry_dir()
+    ports = set()
+    for entry in folder.iterdir() if folder.is_dir() else []:
+        try:
+            alive = entry.name.isdigit() and group_alive(int(entry.read_text()))
+        except (OSError, ValueError):
+            alive = False
+        if alive:
+            ports.add(int(entry.name))
+        else:
+            entry.unlink(missing_ok=True)
+    return ports
+
+
+def default_data_dir() -> Path:
+    """The user's embedded-S3 folder: ``$XDG_DATA_HOME/workbench/s3`` (``~/.local/share/workbench/s3``)."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "workbench" / "s3"
+
+
+def running_state(data_dir: Path) -> dict[str, object] | None:
+    """What ``server.json`` says runs for ``data_dir``, if that server is still running."""
+    try:
+        state = json.loads((data_dir / STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return state if group_alive(int(state["pid"])) else None
+
+
+@contextlib.contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    import fcntl
+
+    if not data_dir.exists():
+        data_dir.mkdir(parents=True, mode=0o700)
+    with open(data_dir / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def shared_server(data_dir: str | os.PathLike[str] | None = None, bucket: str = DEFAULT_BUCKET,
+                  port: int | None = None) -> tuple[Settings, bool]:
+    """The user's embedded S3 for ``data_dir``: the running one, or a new one; this process holds a lease.
+
+    Returns the settings and whether this call started the server. The server stops a few seconds after
+    the last process holding a lease on it has ended (see the module docstring).
+    """
+    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    with _locked(folder):
+        state = running_state(folder)
+        if state is not None:
+            access_key, secret_key = _load_or_create_credentials(folder)
+            settings = Settings(profile="local", endpoint=str(state["endpoint"]), bucket=str(state["bucket"]),
+                                access_key=access_key, secret_key=Secret(secret_key), path_style=True)
+            try:
+                Storage(settings).ensure_bucket()
+            except StorageError as exc:
+                raise LocalS3Error(f"the embedded S3 of {folder} does not answer ({exc}); stop it with "
+                                   f"`workbench s3 stop --data {folder}`") from None
+            add_lease(folder)
+            return settings, False
+        server = LocalS3(data_dir=folder, bucket=bucket, s3_port=port)
+        return server.start(), True
+
+
+def stop_server(data_dir: str | os.PathLike[str] | None = None, timeout: float = 15.0) -> dict[str, object] | None:
+    """Stop the embedded S3 of ``data_dir`` now, whoever holds leases on it; return what ran (None: nothing)."""
+    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    state = running_state(folder)
+    if state is None:
+        return None
+    stop_group(int(state["pid"]), timeout)
+    unregister(int(state["ports"]["s3"]))  # type: ignore[index]
+    (folder / STATE_FILE).unlink(missing_ok=True)
+    return state
+
+
+def leave(data_dir: str | os.PathLike[str] | None = None) -> list[int]:
+    """This process stops using the embedded S3 of ``data_dir``; stop it now if nobody else uses it.
+
+    Returns the pids still using it (the server keeps running for them).
+    """
+    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    release_lease(folder)
+    others = live_leases(folder)
+    if not others:
+        stop_server(folder)
+    return others

@@ -93,13 +93,36 @@ def diff_cors(storage: Storage, rules: list[dict[str, Any]]) -> RuleDiff:
 
 
 def apply_cors(storage: Storage, rules: list[dict[str, Any]]) -> RuleDiff:
-    """Make the bucket's managed CORS rules match ``rules``; rules of others are kept."""
+    """Make the bucket's managed CORS rules match ``rules``; rules of others are kept.
+
+    Others' rules for any origin (``*``, as the embedded S3's read rule) go last: SeaweedFS consults only the
+    first rule whose origin matches, so a catch-all first would shadow every named origin's rule.
+    """
     change = diff_cors(storage, rules)
     if not change.empty:
         foreign = [r for r in live_rules(storage) if not is_managed(r)]
+        anyone = [r for r in foreign if "*" in r["AllowedOrigins"]]
+        named = [r for r in foreign if "*" not in r["AllowedOrigins"]]
         with storage.errors("write CORS configuration"):
-            storage.client.put_bucket_cors(Bucket=storage.bucket, CORSConfiguration={"CORSRules": [*foreign, *rules]})
+            storage.client.put_bucket_cors(Bucket=storage.bucket,
+                                           CORSConfiguration={"CORSRules": [*named, *rules, *anyone]})
     return change
+
+
+def any_origin_read_rule(max_age: int = DEFAULT_MAX_AGE) -> dict[str, Any]:
+    """GET/HEAD with ``Range`` from any origin: for the embedded S3, whose presigned URLs are the protection."""
+    return normalise_rule({"ID": "embedded-any-origin-read", "AllowedOrigins": ["*"], "AllowedMethods": ["GET", "HEAD"],
+                           "AllowedHeaders": list(WEB_HEADERS), "ExposeHeaders": list(WEB_EXPOSED), "MaxAgeSeconds": max_age})
+
+
+def allow_reads_from_any_origin(storage: Storage) -> None:
+    """Add :func:`any_origin_read_rule` after the bucket's rules (idempotent). Real buckets keep named origins."""
+    rule = any_origin_read_rule()
+    live = live_rules(storage)
+    if rule not in live:
+        with storage.errors("write CORS configuration"):
+            storage.client.put_bucket_cors(Bucket=storage.bucket, CORSConfiguration={"CORSRules": [
+                *[r for r in live if r.get("ID") != rule["ID"]], rule]})
 
 
 def verify_cors(storage: Storage, rules: list[dict[str, Any]]) -> None:

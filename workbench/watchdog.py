@@ -1,0 +1,120 @@
+"""Leases on an embedded S3, and the watchdog that stops it once nobody uses it.
+
+Run as a script, ``python watchdog.py DATA_DIR SERVER_PID [--remove]`` (standard library and psutil only,
+so it costs a few MiB, not the workbench's imports): started by :class:`workbench.local.LocalS3` in a
+session of its own, so it outlives whoever started the server. Every half second it looks at the leases
+in ``DATA_DIR/leases`` (one file per process using the server, named by its pid, holding its start
+time); when none has been held by a running process for :data:`GRACE` seconds (the last user ended,
+however: SIGKILL included), it stops the server's process group and, with ``--remove``, deletes the
+(temporary) data folder. It also ends when the server ended by itself or was stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+STATE_FILE = "server.json"
+LEASES = "leases"
+GRACE = 3.0
+INTERVAL = 0.5
+
+
+def stop_group(pid: int, timeout: float) -> None:
+    """SIGTERM the process group of ``pid``, SIGKILL it after ``timeout`` seconds if still there."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and group_alive(pid):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process group leader (or any of its group) still runs; a zombie leader counts as ended."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    import psutil
+
+    try:  # a zombie leader (not yet reaped by its parent) still "exists"
+        return psutil.Process(pgid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _identity(pid: int) -> str | None:
+    """A process's pid with its start time, so a reused pid is not mistaken for a live lease holder."""
+    import psutil
+
+    try:
+        return f"{pid}@{psutil.Process(pid).create_time():.2f}"
+    except psutil.NoSuchProcess:
+        return None
+
+
+def add_lease(data_dir: Path, pid: int | None = None) -> None:
+    """Register ``pid`` (default: this process) as a user of the server of ``data_dir``."""
+    pid = pid or os.getpid()
+    folder = data_dir / LEASES
+    folder.mkdir(exist_ok=True, mode=0o700)
+    (folder / str(pid)).write_text(_identity(pid) or "")
+
+
+def release_lease(data_dir: Path, pid: int | None = None) -> None:
+    """``pid`` (default: this process) no longer uses the server of ``data_dir``."""
+    (data_dir / LEASES / str(pid or os.getpid())).unlink(missing_ok=True)
+
+
+def live_leases(data_dir: Path) -> list[int]:
+    """The pids holding a lease on the server of ``data_dir`` that are still running (stale leases removed)."""
+    folder = data_dir / LEASES
+    alive = []
+    for lease in folder.iterdir() if folder.is_dir() else []:
+        if lease.name.isdigit() and _identity(int(lease.name)) == lease.read_text().strip():
+            alive.append(int(lease.name))
+        else:
+            lease.unlink(missing_ok=True)
+    return sorted(alive)
+
+
+def watch(data_dir: Path, server_pid: int, remove: bool, grace: float = GRACE) -> None:
+    """Wait until the server has no live lease holder for ``grace`` seconds, then stop it (see the module docstring)."""
+    unused_since: float | None = None
+    while group_alive(server_pid):
+        if live_leases(data_dir):
+            unused_since = None
+        elif unused_since is None:
+            unused_since = time.monotonic()
+        elif time.monotonic() - unused_since >= grace:
+            stop_group(server_pid, timeout=10.0)
+            break
+        time.sleep(INTERVAL)
+    state = data_dir / STATE_FILE
+    if state.is_file() and f'"pid": {server_pid},' in state.read_text():
+        state.unlink(missing_ok=True)
+    if remove:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main() -> None:
+    """Entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("server_pid", type=int)
+    parser.add_argument("--remove", action="store_true", help="delete the data folder afterwards")
+    args = parser.parse_args()
+    watch(args.data_dir, args.server_pid, args.remove)
+
+
+if __name__ == "__main__":
+    main()
