@@ -90,32 +90,30 @@ def test_the_map_refuses_an_origin_the_bucket_does_not_allow(published) -> None:
         map_layers(storage, "org", "site", "https://nowhere.example")
 
 
-def _open_map(url: str, shot: Path, jump: tuple[float, float, int] | None = None) -> tuple[list[str], list[str], dict]:
-    """Open a map page in Debian's chromium, wait until the map is idle (and again after jumping to ``jump``,
-    a lon, lat and zoom, if given), screenshot it; return the Range headers of the archive requests, the
-    map's errors and its view (zoom, bounds)."""
-    if not Path(CHROMIUM).exists() or not (MODULES / "maplibre-gl").is_dir():
-        pytest.skip("Debian chromium or tests/js/node_modules is missing (.ci/run installs both)")
-    playwright = pytest.importorskip("playwright.sync_api")
+def _open_map(url: str, shot: Path, jump: tuple[float, float, int] | None = None,
+              settle: str = "window.workbenchMapIdle === true && map.loaded()") -> tuple[list[str], list[str], dict]:
+    """Open a map page in Debian's chromium with every request beyond loopback refused (offline), wait until
+    ``settle`` (the map idle; again after jumping to ``jump``, a lon, lat and zoom, if given), screenshot it;
+    return the Range headers of the archive requests, the map's errors and its view (zoom, bounds)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is missing (.ci/run installs it)")
+    pytest.importorskip("playwright.sync_api")
+    from tests.jupyterlab import browser
+
     ranges: list[str] = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-            "--disable-background-networking", "--disable-component-update", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 800, "height": 600})
-            page.on("request", lambda r: ranges.append(r.headers.get("range", "")) if ".pmtiles" in r.url else None)
-            page.goto(url)
-            page.wait_for_function("window.workbenchMapIdle === true && map.loaded()", timeout=60_000)
-            if jump is not None:
-                page.evaluate(f"window.workbenchMapIdle = false; map.jumpTo({{center: [{jump[0]}, {jump[1]}], zoom: {jump[2]}}})")
-                page.wait_for_function("window.workbenchMapIdle === true && map.loaded()", timeout=60_000)
-            errors = page.evaluate("window.workbenchMapErrors")
-            view = page.evaluate("({zoom: map.getZoom(), bounds: map.getBounds().toArray()})")
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(shot))
-        finally:
-            browser.close()
+    with browser(offline=True) as (page, refused):
+        page.set_viewport_size({"width": 800, "height": 600})
+        page.on("request", lambda r: ranges.append(r.headers.get("range", "")) if ".pmtiles" in r.url else None)
+        page.goto(url)
+        page.wait_for_function(settle, timeout=60_000)
+        if jump is not None:
+            page.evaluate(f"window.workbenchMapIdle = false; map.jumpTo({{center: [{jump[0]}, {jump[1]}], zoom: {jump[2]}}})")
+            page.wait_for_function(settle, timeout=60_000)
+        errors = page.evaluate("window.workbenchMapErrors")
+        view = page.evaluate("({zoom: map.getZoom(), bounds: map.getBounds().toArray()})")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot))
+    assert refused == [], refused[:3]  # offline: MapLibre and pmtiles come inlined, no CDN
     return ranges, errors, view
 
 
@@ -124,7 +122,7 @@ def test_chromium_paints_the_ortho_from_range_requests(published, page_server) -
     storage, _ = published
     root, origin = page_server
     policy.apply_cors(storage, policy.cors_rules([], [origin]))
-    page_path = write_map(storage, "org", "site", root / "map.html", origin, assets=MODULES, background="#ff00ff")
+    page_path = write_map(storage, "org", "site", root / "map.html", origin, background="#ff00ff")
     assert "quick-look preview from image metadata (no photogrammetry); overlapping images disagree by" in page_path.read_text()
     shot = ARTIFACTS / "map.png"
     ranges, errors, _ = _open_map(f"{origin}/{page_path.name}", shot)
@@ -151,7 +149,7 @@ def test_a_real_flight_with_holes_reaches_idle(s3_server, seneca_images, page_se
     build_coverage(storage, "org")
     root, origin = page_server
     policy.apply_cors(storage, policy.cors_rules([], [origin]))
-    page_path = write_map(storage, "org", "seneca", root / "seneca.html", origin, assets=MODULES, background="#ff00ff")
+    page_path = write_map(storage, "org", "seneca", root / "seneca.html", origin, background="#ff00ff")
     stored = set(check_archive(lambda o, n: storage.get_bytes(key, (o, o + n - 1))).tiles)
     deepest = {t for t in stored if t[0] == summary.maxzoom}
     holes = [t for t in mercantile.tiles(*summary.bounds, summary.maxzoom) if (t.z, t.x, t.y) not in stored
@@ -173,3 +171,29 @@ def test_a_real_flight_with_holes_reaches_idle(s3_server, seneca_images, page_se
     in_view = {(t.z, t.x, t.y) for t in mercantile.tiles(west, south, east, north, zoom)}
     assert in_view - stored, "the view should hold tiles the archive lacks"
     assert in_view & stored
+
+
+@pytest.mark.slow
+def test_with_cors_wrong_the_map_says_so_and_how_to_fix_it(published, page_server) -> None:
+    storage, _ = published
+    root, origin = page_server
+    policy.apply_cors(storage, policy.cors_rules([], [origin]))
+    page_path = write_map(storage, "org", "site", root / "cors.html", origin)
+    policy.apply_cors(storage, policy.cors_rules([], ["https://maps.example.org"]))  # then someone changes CORS
+    _, errors, _ = _open_map(f"{origin}/{page_path.name}", ARTIFACTS / "map-cors.png",
+                             settle="document.querySelector('.workbench-problem') !== null")
+    assert any(f"workbench policy apply --web-origin {origin}" in e for e in errors), errors
+
+
+@pytest.mark.slow
+def test_an_embedded_page_opens_from_disk_with_no_server(published, tmp_path: Path) -> None:
+    storage, _ = published
+    page_path = write_map(storage, "org", "site", tmp_path / "embedded.html", embed=True, background="#ff00ff")
+    text = page_path.read_text()
+    assert "X-Amz-Signature" not in text and "unpkg" not in text  # no URL that expires, nothing from a CDN
+    shot = ARTIFACTS / "map-embedded.png"
+    ranges, errors, _ = _open_map(page_path.as_uri(), shot)
+    assert errors == [] and ranges == []  # no request for tiles at all
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    magenta = (pixels[..., 0] > 240) & (pixels[..., 1] < 20) & (pixels[..., 2] > 240)
+    assert (~magenta[200:400, 250:550]).mean() > 0.9 and pixels[200:400, 250:550].std() > 10
