@@ -115,9 +115,15 @@ def test_process_command_quicklook_and_odm(config_file: Path, tmp_path: Path, ca
     code, out, _ = run(capsys, "coverage", "--org", "hot")
     assert code == 0 and "6 footprints and 1 flight coverages from 1 project(s)" in out
     code, _, err = run(capsys, "policy", "apply", "--web-origin", "http://localhost:8000")
-    code, out, _ = run(capsys, "map", "--org", "hot", "--project", "proc", "--html", str(tmp_path / "map.html"))
+    code, out, _ = run(capsys, "map", "--org", "hot", "--project", "proc", "--html", str(tmp_path / "map.html"),
+                       "--origin", "http://localhost:8000")
     page = (tmp_path / "map.html").read_text()
-    assert code == 0 and "pmtiles://http://127.0.0.1" in page and "source-layer" in page and "unpkg.com/maplibre-gl" in page
+    assert code == 0 and "pmtiles://http://127.0.0.1" in page and "source-layer" in page and "unpkg.com" not in page
+    assert "MapLibre GL JS" in page and "quick-look preview" in page  # inlined: works offline; says what it shows
+    code, out, _ = run(capsys, "map", "--org", "hot", "--project", "proc", "--html", str(tmp_path / "cdn.html"), "--cdn")
+    assert code == 0 and "unpkg.com/maplibre-gl" in (tmp_path / "cdn.html").read_text()
+    code, out, _ = run(capsys, "map", "--org", "hot", "--project", "proc", "--html", str(tmp_path / "e.html"), "--embed")
+    assert code == 0 and "no server" in out and "X-Amz-Signature" not in (tmp_path / "e.html").read_text()
     code, _, err = run(capsys, "map", "--org", "hot", "--project", "proc", "--html", str(tmp_path / "m.html"),
                        "--origin", "https://elsewhere.example")
     assert_one_line_error(code, err, "--web-origin https://elsewhere.example")
@@ -220,7 +226,10 @@ def test_demo_command_prints_the_summary(tmp_path: Path) -> None:
     assert "18 usable; flags: 1 blurry, 1 not_nadir" in done.stdout and "SYN_OBLIQUE.JPG: gimbal pitch -10.0" in done.stdout
     assert "quicklook   ortho.tif" in done.stdout and "EPSG:32737" in done.stdout and "ortho (1 h)" in done.stdout
     assert "WebP tiles, zoom" in done.stdout and "pmtiles://http://127.0.0.1:" in done.stdout
-    assert f"map         {tmp_path / 'map.html'}" in done.stdout and "pmtiles://" in (tmp_path / "map.html").read_text()
+    page = (tmp_path / "map.html").read_text()
+    assert f"map         {tmp_path / 'map.html'}" in done.stdout and "pmtiles://embedded-ortho" in page
+    assert "X-Amz-Signature" not in page and "unpkg.com" not in page  # carries its tiles and its JavaScript
+    assert "it carries its tiles: no server needed" in done.stdout
     assert "lifecycle   applied" in done.stdout and "CORS        applied" in done.stdout
     assert _weed_left(tmp_path / "s3") == []
 
@@ -246,12 +255,31 @@ def test_s3_serve_runs_until_interrupted(tmp_path: Path) -> None:
         assert settings.secret_key.reveal() not in "".join(lines)
         Storage(settings).put_bytes("projects/o/p/x.txt", b"served")
         assert _weed_left(tmp_path / "s3")  # the check below sees this server while it runs
+        status = subprocess.run([sys.executable, "-m", "workbench.cli", "s3", "status", "--data", str(tmp_path / "s3")],
+                                capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0 and settings.endpoint in status.stdout and f"{process.pid}" in status.stdout
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
     finally:
         if process.poll() is None:
             process.kill()
     assert _weed_left(tmp_path / "s3") == []
+    stopped = subprocess.run([sys.executable, "-m", "workbench.cli", "s3", "status", "--data", str(tmp_path / "s3")],
+                             capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 1 and "no embedded S3 runs for" in stopped.stderr
+
+
+def test_s3_stop_ends_a_server_others_still_use(tmp_path: Path) -> None:
+    code = "from workbench.local import shared_server; import sys, time; shared_server(sys.argv[1]); print('up', flush=True); time.sleep(600)"
+    user = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "s3")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert user.stdout.readline().strip() == "up" and _weed_left(tmp_path / "s3")
+        done = subprocess.run([sys.executable, "-m", "workbench.cli", "s3", "stop", "--data", str(tmp_path / "s3")],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "stopped the embedded S3 on http://127.0.0.1:" in done.stdout
+        assert _weed_left(tmp_path / "s3") == []
+    finally:
+        user.kill()
 
 
 def test_ingest_gives_a_height_to_a_camera_that_writes_none(config_file: Path, tmp_path: Path, capsys) -> None:

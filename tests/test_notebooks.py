@@ -39,11 +39,11 @@ def test_quickstart_under_papermill_against_a_given_bucket(settings: Settings, t
     assert done.returncode == 0, done.stderr[-2000:]
     text = output.read_text()
     assert settings.secret_key.reveal() not in text
-    assert "4 uploaded" in text and "second run: 0 uploaded, 0 resumed, 4 skipped" in text
+    assert "6 uploaded" in text and "second run: 0 uploaded, 0 resumed, 6 skipped" in text  # 4 shots + 2 flawed
     assert "may GET" in text
     storage = Storage(settings)
     [flight] = [p.rstrip("/").rsplit("/", 1)[-1] for p in storage.list_prefixes(layout.flights_prefix("demo-org", "papermill-run"))]
-    assert len(list(storage.list(layout.flights_prefix("demo-org", "papermill-run") + flight + "/"))) == 4
+    assert len(list(storage.list(layout.flights_prefix("demo-org", "papermill-run") + flight + "/"))) == 6
 
 
 def test_a_failing_notebook_exits_non_zero(tmp_path: Path) -> None:

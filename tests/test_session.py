@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
 from workbench import layout
 from workbench.config import Settings
+from workbench.local import running_state
 from workbench.session import configured_by, open_session
 from workbench.storage import Storage
 from workbench.transfer import upload_folder
@@ -40,15 +42,20 @@ def test_a_settings_file_wins_over_the_embedded_s3(settings: Settings, tmp_path:
     assert session.describe() == f"bucket {settings.bucket} at {settings.endpoint}, from WORKBENCH_CONFIG={config}"
 
 
-def test_nothing_configured_starts_an_embedded_s3_and_closes_it() -> None:
-    session = open_session(env={})
+def test_nothing_configured_uses_the_users_embedded_s3(tmp_path: Path) -> None:
+    folder = tmp_path / "user-s3"
+    session = open_session(env={}, data_dir=folder)
+    again = open_session(env={}, data_dir=folder)
     try:
-        assert session.embedded and "the embedded S3 (nothing configured)" in session.describe()
+        assert session.embedded and f"the embedded S3 of {folder} (started now; nothing else configured)" in session.describe()
+        assert "already running" in again.describe() and again.settings.endpoint == session.settings.endpoint
         assert Storage(session.settings).exists("nothing") is False
-        process = session.server.process
+        pid = running_state(folder)["pid"]
     finally:
         session.close()
-    assert process.poll() is not None
+        again.close()
+    assert running_state(folder) is None
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ import yaml
 from workbench import layout, policy
 from workbench.config import load_settings
 from workbench.errors import WorkbenchError
-from workbench.local import LocalS3
+from workbench.local import default_data_dir, leave, live_leases, running_state, shared_server, stop_server, write_private
 from workbench.presign import Presigner
 from workbench.storage import Storage
 from workbench.transfer import upload_folder
@@ -43,39 +43,59 @@ def _human(size: float) -> str:
 # -- commands ---------------------------------------------------------------------------------------
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data).expanduser() if args.data else default_data_dir()
+
+
 def cmd_s3_serve(args: argparse.Namespace) -> int:
-    data = Path(args.data).expanduser() if args.data else _default_data_dir()
-    server = LocalS3(data_dir=data, bucket=args.serve_bucket, s3_port=args.port)
-    settings = server.start()
+    data = _data_dir(args)
+    settings, started = shared_server(data, bucket=args.serve_bucket, port=args.port)
     config_file = data / "workbench.yaml"
-    config_file.touch(mode=0o600)
-    config_file.write_text(yaml.safe_dump(settings.to_yaml_dict(include_secrets=True), sort_keys=False))
-    print(f"embedded S3 on {settings.endpoint} (bucket {settings.bucket}, data in {data})")
+    write_private(config_file, yaml.safe_dump(settings.to_yaml_dict(include_secrets=True), sort_keys=False))
+    print(f"embedded S3 {'on' if started else 'already running on'} {settings.endpoint} "
+          f"(bucket {settings.bucket}, data in {data})")
     print(f"settings with credentials (mode 0600): {config_file}")
     print(f"  export WORKBENCH_CONFIG={config_file}")
     print("press Ctrl+C to stop", flush=True)
     try:
-        _run_until_stopped(server)
+        _run_until_stopped(data)
     finally:
-        server.stop()
-        print("embedded S3 stopped")
+        others = leave(data)
+        print(f"embedded S3 left running: {len(others)} other process(es) use it (workbench s3 stop ends it)" if others
+              else "embedded S3 stopped")
     return 0
 
 
-def _run_until_stopped(server: LocalS3) -> None:
+def cmd_s3_status(args: argparse.Namespace) -> int:
+    data = _data_dir(args)
+    state = running_state(data)
+    if state is None:
+        raise WorkbenchError(f"no embedded S3 runs for {data} (start one with `workbench s3 serve --data {data}`)")
+    users = live_leases(data)
+    print(f"embedded S3 on {state['endpoint']} (bucket {state['bucket']}, pid {state['pid']}, data in {data})")
+    print(f"  used by {len(users)} process(es): {', '.join(map(str, users)) or 'none (it stops in a few seconds)'}")
+    print(f"  export WORKBENCH_CONFIG={data / 'workbench.yaml'}" if (data / "workbench.yaml").is_file() else
+          "  (no workbench.yaml: `workbench s3 serve` writes one)")
+    return 0
+
+
+def cmd_s3_stop(args: argparse.Namespace) -> int:
+    data = _data_dir(args)
+    state = stop_server(data)
+    print(f"stopped the embedded S3 on {state['endpoint']} (data kept in {data})" if state else
+          f"no embedded S3 runs for {data}")
+    return 0
+
+
+def _run_until_stopped(data: Path) -> None:
     """Wait for Ctrl+C or SIGTERM, even where SIGINT was ignored when this process started (background jobs
-    of a non-interactive shell inherit an ignored SIGINT); fail if the embedded S3 dies meanwhile."""
+    of a non-interactive shell inherit an ignored SIGINT); fail if the embedded S3 of ``data`` stops meanwhile."""
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
     while not stop.wait(1.0):
-        if server.process is None or server.process.poll() is not None:
-            raise WorkbenchError(f"the embedded S3 server stopped unexpectedly; see {server.log_path}")
-
-
-def _default_data_dir() -> Path:
-    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "workbench" / "s3"
+        if running_state(data) is None:
+            raise WorkbenchError(f"the embedded S3 server stopped unexpectedly; see {data / 'weed.log'}")
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
@@ -199,10 +219,14 @@ def cmd_map(args: argparse.Namespace) -> int:
     from workbench.maps import write_map
 
     layout.project_prefix(args.org, args.project)
-    assets = Path(args.assets) if args.assets else None
-    path = write_map(_storage(args), args.org, args.project, args.html, args.origin, assets=assets)
-    print(f"wrote {path} (tile URLs valid for 1 hour); serve it from {args.origin}, e.g.:")
-    print(f"  python -m http.server --bind 127.0.0.1 --directory {path.parent.resolve()} PORT")
+    path = write_map(_storage(args), args.org, args.project, args.html, args.origin, cdn=args.cdn, embed=args.embed)
+    if args.embed:
+        print(f"wrote {path}: it carries its tiles, so it opens from disk, offline, with no server")
+    else:
+        print(f"wrote {path} (tile URLs valid for 1 hour; MapLibre inlined, works offline); serve it, e.g.:")
+        print(f"  python -m http.server --bind 127.0.0.1 --directory {path.parent.resolve()} 8000")
+        if args.origin:
+            print(f"  the bucket's CORS allows {args.origin} (checked)")
     return 0
 
 
@@ -276,36 +300,47 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from workbench.demo import run_demo
 
-    server = LocalS3(data_dir=args.data)
+    page_server = _page_server(args.port, Path(args.map_dir)) if args.keep_running else None  # port checked before any work
+    data = _data_dir(args)
+    settings, started = shared_server(data)
     try:
-        result = run_demo(server, progress=not args.no_progress, map_dir=args.map_dir)
+        result = run_demo(settings, progress=not args.no_progress, map_dir=args.map_dir)
         print(result.summary())
-        if args.keep_running:
-            page = _serve_folder(result.map_path.parent, 8000)
-            print(f"open {page}/{result.map_path.name} in a browser; the embedded S3 keeps running (the URLs above "
-                  "work until it stops); press Ctrl+C to stop", flush=True)
-            _run_until_stopped(server)
-        else:
-            print("the embedded S3 stops now, so these URLs stop working: use --keep-running to try them")
+        print(f"view the map: open {result.map_path.resolve()} in a browser (it carries its tiles: no server needed)")
+        if page_server is not None:
+            threading.Thread(target=page_server.serve_forever, daemon=True).start()
+            address = f"http://127.0.0.1:{page_server.server_address[1]}"
+            print(f"  or {address}/{result.map_path.name}; the embedded S3 keeps running, so the URLs above work "
+                  "(for an hour); press Ctrl+C to stop", flush=True)
+            _run_until_stopped(data)
+        elif started:
+            print("the embedded S3 stops when this command ends (use --keep-running, or run `workbench s3 serve` "
+                  "first, to keep it and try the URLs above)")
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        leave(data)
+        if page_server is not None:
+            page_server.server_close()
     return 0
 
 
-def _serve_folder(folder: Path, port: int) -> str:
-    """Serve ``folder`` on 127.0.0.1:``port`` in a background thread; return its URL."""
+def _page_server(port: int, folder: Path) -> Any:
+    """An HTTP server for ``folder`` on 127.0.0.1:``port``, or on a free port when that one is busy."""
     import functools
     import http.server
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = functools.partial(Quiet, directory=str(folder))
     try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError:
-        raise WorkbenchError(f"port {port} on 127.0.0.1 is busy: the demo map must be served from there (CORS)") from None
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{port}"
+        print(f"port {port} on 127.0.0.1 is busy: serving the map on a free port instead", file=sys.stderr)
+        return http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
 
 
 # -- parser ---------------------------------------------------------------------------------------
@@ -327,10 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     s3 = commands.add_parser("s3", help="the embedded S3 server").add_subparsers(dest="s3_command", required=True, metavar="ACTION")
-    serve = command("serve", cmd_s3_serve, "run the embedded S3 (SeaweedFS) on 127.0.0.1 until Ctrl+C", s3)
+    serve = command("serve", cmd_s3_serve, "run (or join) the user's embedded S3 (SeaweedFS) on 127.0.0.1 until Ctrl+C", s3)
     serve.add_argument("--data", help="data folder (persistent; default ~/.local/share/workbench/s3)")
     serve.add_argument("--port", type=int, help="S3 port (default: a free port)")
     serve.add_argument("--serve-bucket", default="workbench", help="bucket to create (default: workbench)")
+    status = command("status", cmd_s3_status, "say whether the embedded S3 of a data folder runs, where, and for whom", s3)
+    status.add_argument("--data", help="data folder (default ~/.local/share/workbench/s3)")
+    stop = command("stop", cmd_s3_stop, "stop the embedded S3 of a data folder now (its data stays)", s3)
+    stop.add_argument("--data", help="data folder (default ~/.local/share/workbench/s3)")
 
     upload = command("upload", cmd_upload, "upload a folder of images as one flight (parallel, resumable)")
     upload.add_argument("folder")
@@ -393,9 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     mapping.add_argument("--org", required=True)
     mapping.add_argument("--project", required=True)
     mapping.add_argument("--html", required=True, help="output file")
-    mapping.add_argument("--origin", default="http://localhost:8000",
-                         help="where the page will be served from; the bucket's CORS must allow it (checked)")
-    mapping.add_argument("--assets", help="a node_modules folder with maplibre-gl and pmtiles to inline (default: unpkg)")
+    mapping.add_argument("--origin", help="where the page will be served from: the bucket's CORS is checked for it")
+    mapping.add_argument("--embed", action="store_true",
+                         help="put the archives in the page (small projects): it then needs no server and no URL expires")
+    mapping.add_argument("--cdn", action="store_true", help="load MapLibre GL JS and pmtiles from unpkg instead of inlining them")
 
     ls = command("ls", cmd_ls, "list objects under a prefix, with sizes")
     ls.add_argument("prefix", nargs="?", default="")
@@ -431,9 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
 
     demo = command("demo", cmd_demo, "the end-to-end demo on an embedded S3 (no cloud account needed)")
-    demo.add_argument("--data", help="keep the embedded S3's data in this folder")
+    demo.add_argument("--data", help="the embedded S3's data folder (default: the user's, ~/.local/share/workbench/s3; "
+                      "a running `workbench s3 serve` for it is reused)")
     demo.add_argument("--keep-running", action="store_true",
-                      help="keep the server running after the demo and serve the map on http://127.0.0.1:8000")
+                      help="keep the server running after the demo and serve the map on http://127.0.0.1:PORT")
+    demo.add_argument("--port", type=int, default=8000, help="--keep-running: the map page's port (default 8000; "
+                      "a free one if busy)")
     demo.add_argument("--map-dir", default="workbench-demo", help="where to write map.html (default ./workbench-demo)")
     demo.add_argument("--no-progress", action="store_true")
     return parser

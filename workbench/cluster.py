@@ -6,6 +6,7 @@ EC2 clusters in the bucket's own region are built by :mod:`workbench.ec2`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -86,3 +87,23 @@ def map_completed(client: Any, function: Callable[..., Any], *arguments: Sequenc
             yield i, future.result()
             future.release()
             bar.update(counts[i])
+    trim_memory(client)
+
+
+def _trim_this_process() -> bool:
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
+def trim_memory(client: Any = None) -> None:
+    """Give memory that worker threads freed back to the operating system, here and on ``client``'s workers.
+
+    glibc keeps what threads free in per-thread arenas: after an ingest or a mosaic on threads of a kernel,
+    measured 315 MiB held for nothing, which matters with four notebooks open on a 2 GB Binder.
+    """
+    _trim_this_process()
+    if client is not None:
+        with contextlib.suppress(Exception):  # a remote or closing cluster: trimming is only a courtesy
+            client.run(_trim_this_process)

@@ -4,7 +4,7 @@ Starts the embedded S3, renders the synthetic survey (with two flawed images), u
 parallel, resumable, checksummed), applies the lifecycle and CORS policies, ingests it on a local Dask
 cluster (metadata, QA, footprints, thumbnails, GeoParquet manifest), builds the quick-look
 orthomosaic (a COG in the bucket), tiles it into raster PMTiles, and prints a summary with presigned
-URLs and a map page.
+URLs and a map page that carries its archives (it opens from disk, offline, after the S3 has stopped).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from workbench import layout, policy
 from workbench.cluster import ensure_client
@@ -21,10 +22,9 @@ from workbench.config import Settings
 from workbench.coverage import build_coverage
 from workbench.engines.cog import report
 from workbench.engines.quicklook import QuicklookEngine
-from workbench.engines.runs import RunRecord, quality_summary, run_engine
+from workbench.engines.runs import RunRecord, latest, quality_summary, run_engine
 from workbench.errors import WorkbenchError
-from workbench.imagery.ingest import IngestResult, ingest
-from workbench.local import LocalS3
+from workbench.imagery.ingest import IngestResult, ingest, manifest_key
 from workbench.maps import write_map
 from workbench.presign import Presigner
 from workbench.storage import Storage
@@ -36,7 +36,6 @@ DEMO_ORG = "demo-org"
 DEMO_PROJECT = "synthetic-survey"
 DEMO_UPLOAD_ORIGINS = ("http://localhost:8888", "http://127.0.0.1:8888")
 DEMO_WEB_ORIGINS = ("http://localhost:8888", "http://127.0.0.1:8888", "http://localhost:8000", "http://127.0.0.1:8000")
-DEMO_MAP_ORIGIN = "http://127.0.0.1:8000"
 
 
 @dataclasses.dataclass
@@ -76,7 +75,7 @@ class DemoResult:
             f"  PMTiles     {self.tiles.tiles} WebP tiles, zoom {self.tiles.minzoom}-{self.tiles.maxzoom}, "
             f"{self.tiles.size / 1024:.0f} KiB, checked -> {self.tiles_key}",
             f"  PMTiles URL (1 h, range reads) pmtiles://{self.tiles_url}",
-            f"  map         {self.map_path.resolve()} (ortho + coverage, for {DEMO_MAP_ORIGIN})",
+            f"  map         {self.map_path.resolve()} (ortho + coverage inside the page: works offline, no server)",
             f"  first image {first.key} ({first.size / 1024:.0f} KiB)",
             f"  GET (1 h)   {self.get_url}",
             f"  ortho (1 h) {self.ortho_url}",
@@ -99,16 +98,15 @@ def _change_line(change: policy.RuleDiff) -> str:
 
 
 def run_demo(
-    server: LocalS3,
+    settings: Settings,
     survey: Survey | None = None,
     images_dir: str | Path | None = None,
     progress: bool = True,
     echo: Callable[[str], object] = print,
     map_dir: str | Path = "workbench-demo",
 ) -> DemoResult:
-    """Run the demo against a started (or not yet started) embedded server; return what it did."""
+    """Run the demo against a bucket (the embedded S3's, normally); return what it did."""
     started = time.perf_counter()
-    settings = server.settings or server.start()
     storage = Storage(settings)
     with tempfile.TemporaryDirectory(prefix="workbench-demo-") as scratch:
         folder = Path(images_dir) if images_dir else Path(scratch) / "images"
@@ -137,7 +135,7 @@ def run_demo(
         tiles_key, tiles, _ = tile_run(storage, DEMO_ORG, DEMO_PROJECT, client=client, progress=progress)
     build_coverage(storage, DEMO_ORG)
     Path(map_dir).mkdir(parents=True, exist_ok=True)
-    map_path = write_map(storage, DEMO_ORG, DEMO_PROJECT, Path(map_dir) / "map.html", DEMO_MAP_ORIGIN)
+    map_path = write_map(storage, DEMO_ORG, DEMO_PROJECT, Path(map_dir) / "map.html", embed=True)
     presigner = Presigner(storage)
     first = uploaded.results[0].key
     get_url = presigner.get(first)
@@ -146,3 +144,34 @@ def run_demo(
     ortho_url = presigner.get(ortho_key, download_name="ortho.tif")
     return DemoResult(settings, flight, uploaded, lifecycle_change, cors_change, get_url, put_url, ortho_url, qa, ortho,
                       tiles_key, tiles, presigner.get(tiles_key), map_path, time.perf_counter() - started)
+
+
+def prepare_project(storage: Storage, org: str, project: str, upto: str = "raw", client: Any = None,
+                    echo: Callable[[str], object] = print) -> None:
+    """Make sure a project on the embedded S3 has raw images (``raw``), a manifest (``manifest``) and a
+    quick-look run (``run``): reuse what earlier notebooks stored, do only the missing steps, say which."""
+    if upto not in ("raw", "manifest", "run"):
+        raise WorkbenchError(f"upto {upto!r}: choose raw, manifest or run")
+    stored = sum(1 for _ in storage.list(layout.flights_prefix(org, project)))
+    if stored:
+        echo(f"{org}/{project}: {stored} raw images already in the bucket")
+    else:
+        survey = Survey()
+        flight = layout.new_id(at=survey.start)
+        with tempfile.TemporaryDirectory(prefix="workbench-survey-") as scratch:
+            write_survey(scratch, survey, flawed=True)
+            uploaded = upload_folder(storage, scratch, lambda p: layout.raw_key(org, project, flight, p.name), progress=False)
+        echo(f"{org}/{project}: uploaded a synthetic survey ({uploaded.summary()})")
+    if upto == "raw":
+        return
+    if storage.exists(manifest_key(org, project)):
+        echo(f"{org}/{project}: manifest already there (notebook 02 made it)")
+    else:
+        echo(f"{org}/{project}: ingested: {ingest(storage, org, project, client=client, progress=False).summary()}")
+    if upto == "run":
+        record = latest(storage, org, project)
+        if record is not None:
+            echo(f"{org}/{project}: using run {record['run']} ({record['engine']}, notebook 03 made it)")
+        else:
+            run = run_engine(storage, org, project, QuicklookEngine(), client=client, progress=False, reporter=report)
+            echo(f"{org}/{project}: built a quick-look orthomosaic (run {run.run})")

@@ -3,9 +3,11 @@
 ``profile=None`` means "from the environment": a settings file named by ``WORKBENCH_CONFIG``, any
 ``WORKBENCH_*`` variable, or an AWS endpoint or access key (``AWS_ENDPOINT_URL[_S3]``,
 ``AWS_ACCESS_KEY_ID``; a region alone names no bucket), when any is present; only when nothing is configured does the
-session start an embedded S3 (and the notebooks put a synthetic survey in it). ``profile="local"``
-asks for the embedded S3 explicitly; ``"aws"``, ``"minio"`` and ``"r2"`` name a profile for
-:func:`workbench.config.load_settings`. :meth:`Session.describe` is the line notebooks print first.
+session use the embedded S3: the user's one (:func:`workbench.local.shared_server`: the running server
+of ``~/.local/share/workbench/s3``, or a new one), so every notebook and ``workbench s3 serve`` share one
+server and its data, and it keeps running as long as a kernel uses it (no teardown cell needed).
+``profile="local"`` asks for the embedded S3 explicitly; ``"aws"``, ``"minio"`` and ``"r2"`` name a profile
+for :func:`workbench.config.load_settings`. :meth:`Session.describe` is the line notebooks print first.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from workbench.config import ENV_WORKBENCH, Settings, load_settings
-from workbench.local import LocalS3
+from workbench.local import default_data_dir, leave, shared_server
+from workbench.storage import Storage
 
 EMBEDDED = "local"
 _AWS_CONFIGURES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
@@ -35,12 +39,12 @@ class Session:
 
     settings: Settings
     source: str
-    server: LocalS3 | None = None
+    data_dir: Path | None = None  # the embedded S3's folder, when the session uses one
 
     @property
     def embedded(self) -> bool:
-        """Whether this session runs on an embedded S3 it started."""
-        return self.server is not None
+        """Whether this session uses the embedded S3."""
+        return self.data_dir is not None
 
     def describe(self) -> str:
         """One line: bucket, endpoint and where the settings came from."""
@@ -48,22 +52,27 @@ class Session:
         return f"bucket {self.settings.bucket or '(none)'} at {endpoint}, from {self.source}"
 
     def close(self) -> None:
-        """Stop the embedded S3 this session started (nothing for a configured bucket)."""
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        """Let go of the embedded S3 (stopped now if no other process uses it); nothing for a configured bucket."""
+        if self.data_dir is not None:
+            leave(self.data_dir)
+            self.data_dir = None
 
 
 def open_session(profile: str | None = None, endpoint: str | None = None, bucket: str | None = None,
-                 env: Mapping[str, str] | None = None) -> Session:
-    """Settings from the user's configuration when there is one, else an embedded S3 (see the module docstring)."""
+                 env: Mapping[str, str] | None = None, data_dir: Path | None = None) -> Session:
+    """Settings from the user's configuration when there is one, else the user's embedded S3 (see the module
+    docstring; ``data_dir`` overrides its folder)."""
     env = os.environ if env is None else env
     found = configured_by(env)
     if profile == EMBEDDED or (profile is None and found is None and endpoint is None and bucket is None):
-        server = LocalS3(bucket=bucket or "workbench")
-        settings = server.start()
-        why = "the embedded S3 (asked for)" if profile == EMBEDDED else "the embedded S3 (nothing configured)"
-        return Session(settings, why, server)
+        folder = data_dir or default_data_dir()
+        settings, started = shared_server(folder)
+        if bucket and bucket != settings.bucket:
+            settings = settings.with_(bucket=bucket)
+            Storage(settings).ensure_bucket()
+        why = (f"the embedded S3 of {folder} ({'started now' if started else 'already running'}; "
+               f"{'asked for' if profile == EMBEDDED else 'nothing else configured'})")
+        return Session(settings, why, folder)
     settings = load_settings(profile=profile, endpoint=endpoint, bucket=bucket, env=env)
     given = [f"{name}={value}" for name, value in (("profile", profile), ("endpoint", endpoint), ("bucket", bucket)) if value]
     source = " and ".join(part for part in (", ".join(given) if given else "", found or "") if part) or "defaults"

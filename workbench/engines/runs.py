@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from workbench import layout
+from workbench.cluster import trim_memory
 from workbench.errors import IntegrityError, NotFoundError, WorkbenchError
 from workbench.imagery.ingest import manifest_key
 from workbench.imagery.manifest import read_table
@@ -130,6 +131,10 @@ def latest(storage: Storage, org: str, project: str) -> dict[str, Any] | None:
     return read_record(storage, layout.product_key(org, project, pointer["run"], RUN_RECORD)) if pointer else None
 
 
+def _metres(value: float) -> str:
+    return f"{value:.2f} m" if value < 10 else f"{value:.0f} m"
+
+
 def caption(record: dict[str, Any]) -> str:
     """What a run's orthophoto is, in a line for maps: the engine and, when measured, its seam misfit."""
     ortho = next((p for p in record.get("products", []) if p["name"] == "ortho.tif"), {})
@@ -137,7 +142,8 @@ def caption(record: dict[str, Any]) -> str:
     what = ("quick-look preview from image metadata (no photogrammetry)" if record.get("engine") == "quicklook"
             else f"orthophoto by the {record.get('engine')} engine")
     if seams.get("median_m") is not None:
-        what += f"; overlapping images disagree by {seams['median_m']:.1f} m (median), {seams['p90_m']:.1f} m (90th percentile)"
+        what += (f"; overlapping images disagree by {_metres(seams['median_m'])} (median), {_metres(seams['p90_m'])} "
+                 "(90th percentile)")
     return f"{what}; run {record.get('run')}"
 
 
@@ -229,6 +235,7 @@ def run_engine(
         raise
     _finish(storage, record, started, "completed", None)
     _point_latest(storage, org, project, record.run, engine.name, record.finished_at or _now())
+    trim_memory()  # the mosaic's buffers, freed by threads, back to the OS
     return record
 
 

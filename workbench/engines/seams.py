@@ -18,7 +18,6 @@ Only features and their grid positions are kept, never the renderings.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -79,13 +78,16 @@ class SeamReport:
                 "method": METHOD}
 
 
-@functools.lru_cache(maxsize=1)
 def _extractor() -> Any:
+    """A SIFT extractor for one rendering (a new one per call: they are not shared between threads, and the
+    buffers go when it does). Native scale (no upsampled first octave): 46 MiB and 0.19 s for 800 x 600 px,
+    against 140 MiB kept and 0.5 s with COLMAP's default."""
     import pycolmap
 
     pycolmap.logging.minloglevel = 2  # no per-call INFO lines on stderr
     options = pycolmap.FeatureExtractionOptions()
     options.sift.max_num_features = MAX_FEATURES
+    options.sift.first_octave = 0
     options.num_threads = 1  # one per Dask thread
     return pycolmap.FeatureExtractor.create(options, pycolmap.Device.cpu)
 
