@@ -1,13 +1,21 @@
 """The workbench's exceptions: one hierarchy, so callers and the CLI can catch ``WorkbenchError``.
 
-Every message is one line, says what went wrong and what to do, and never contains a secret.
+Every message is one line, says what went wrong and what to do, and never contains a secret: messages
+are passed through :func:`workbench.redact.redact` when the error is made, so a token or a presigned
+signature inside a library's exception text (a request URL, typically) never reaches a terminal, a log,
+a run record or a notebook.
 """
 
 from __future__ import annotations
 
+from workbench.redact import redact
+
 
 class WorkbenchError(Exception):
-    """Base class for every error the workbench raises on purpose."""
+    """Base class for every error the workbench raises on purpose (its message is redacted)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigError(WorkbenchError):
