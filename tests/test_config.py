@@ -50,7 +50,7 @@ def test_profiles_set_their_defaults() -> None:
         ({"profile": "r2"}, "needs an endpoint"),
         ({"profile": "gcs"}, "unknown profile"),
         ({"profile": "local"}, "needs the embedded server"),
-        ({"endpoint": "localhost:9000"}, "must start with http"),
+        ({"endpoint": "localhost:9000"}, r"must look like http\(s\)://host"),
         ({"accelerate": True, "endpoint": "http://x:1"}, "Transfer Acceleration"),
         ({"presign_ttl": 0}, "too short"),
         ({"presign_ttl": SIGV4_MAX_TTL + 1}, "7 days"),

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,12 @@ from typing import Any
 import yaml
 
 from workbench import layout, policy
+from workbench.cluster import quiet_shutdown
 from workbench.config import load_settings
 from workbench.errors import WorkbenchError
 from workbench.local import default_data_dir, leave, live_leases, running_state, shared_server, stop_server, write_private
 from workbench.presign import Presigner
+from workbench.redact import redact
 from workbench.storage import Storage
 from workbench.transfer import upload_folder
 
@@ -28,7 +31,7 @@ EXIT_INTERRUPTED = 130
 
 def _storage(args: argparse.Namespace) -> Storage:
     settings = load_settings(profile=args.profile, config_file=args.config, bucket=args.bucket,
-                             endpoint=args.endpoint, region=args.region)
+                             endpoint=args.endpoint, region=args.region, timeout=args.timeout)
     return Storage(settings)
 
 
@@ -152,7 +155,11 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
         name, sep, text = pair.partition("=")
         if not sep or not name:
             raise WorkbenchError(f"option {pair!r} must look like name=value")
-        options[name] = yaml.safe_load(text) if text else ""
+        try:
+            options[name] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as exc:
+            problem = str(getattr(exc, "problem", "") or exc).splitlines()[0]
+            raise WorkbenchError(f"option {pair!r}: the value is not valid ({problem}); quote text values") from None
     return options
 
 
@@ -354,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bucket", help="bucket name (overrides the environment and file)")
     parser.add_argument("--endpoint", help="S3 endpoint URL (overrides the environment and file)")
     parser.add_argument("--region", help="region (overrides the environment and file)")
+    parser.add_argument("--timeout", type=int, help="seconds a request to the store may take, retries included (default 30)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str, parent: Any = commands) -> argparse.ArgumentParser:
@@ -483,16 +492,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``workbench`` command."""
+    """Entry point of the ``workbench`` command: errors are one line (``--debug`` shows the traceback)."""
+    for stream in (sys.stdout, sys.stderr):  # names in other encodings print escaped, never crash the command
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except WorkbenchError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"workbench: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
+        quiet_shutdown()
         print("workbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an unforeseen failure: still one line, never a traceback by default
+        if args.debug:
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"workbench: unexpected error: {type(exc).__name__}: {redact(first)[:300]} "
+              "(run again with --debug for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

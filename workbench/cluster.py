@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -28,8 +29,10 @@ def local_client(n_workers: int | None = None, threads_per_worker: int = 4, memo
 
     workers = n_workers or min(os.cpu_count() or 1, 8)
     network = {"host": LOOPBACK} if processes else {}  # thread workers talk in-process (inproc://)
+    # workers log only errors: their warnings (e.g. tasks cancelled by Ctrl+C) mean nothing to a user
     cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
-                           dashboard_address=f"{LOOPBACK}:0", memory_limit=memory_limit, **network)
+                           dashboard_address=f"{LOOPBACK}:0", memory_limit=memory_limit, silence_logs=logging.ERROR,
+                           **network)
     return Client(cluster)
 
 
@@ -62,10 +65,19 @@ def ensure_client(client: Any = None, n_workers: int | None = None, threads_per_
     local = local_client(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=processes)
     try:
         yield local
+    except KeyboardInterrupt:
+        quiet_shutdown()  # the cluster is torn down mid-task: its warnings say nothing to the user
+        raise
     finally:
         cluster = local.cluster
         local.close()
         cluster.close()
+
+
+def quiet_shutdown() -> None:
+    """No warnings from Dask's shutdown (closed comms, lost workers, cancelled tasks) after Ctrl+C."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def map_completed(client: Any, function: Callable[..., Any], *arguments: Sequence[Any], weights: Sequence[int] | None = None,

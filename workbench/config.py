@@ -15,10 +15,13 @@ Secrets (secret key, session token, CloudFront private key) are held in :class:`
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -26,6 +29,7 @@ from workbench.errors import ConfigError
 
 DEFAULT_PUT_TTL = 900
 DEFAULT_GET_TTL = 3600
+DEFAULT_TIMEOUT = 30
 SIGV4_MAX_TTL = 7 * 24 * 3600
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -45,6 +49,7 @@ ENV_WORKBENCH = {
     "WORKBENCH_PATH_STYLE": "path_style",
     "WORKBENCH_PRESIGN_TTL": "presign_ttl",
     "WORKBENCH_PRESIGN_GET_TTL": "presign_get_ttl",
+    "WORKBENCH_TIMEOUT": "timeout",
     "WORKBENCH_ACCELERATE": "accelerate",
     "WORKBENCH_CLOUDFRONT_DOMAIN": "cloudfront_domain",
     "WORKBENCH_CLOUDFRONT_KEY_PAIR_ID": "cloudfront_key_pair_id",
@@ -63,8 +68,9 @@ ENV_AWS = {
 }
 
 _BOOL_FIELDS = {"path_style", "accelerate"}
-_INT_FIELDS = {"presign_ttl", "presign_get_ttl"}
+_INT_FIELDS = {"presign_ttl", "presign_get_ttl", "timeout"}
 _SECRET_FIELDS = {"secret_key", "session_token", "cloudfront_private_key"}
+_CREDENTIALS = ("access_key", "secret_key", "session_token")
 
 
 class Secret:
@@ -105,10 +111,12 @@ class Settings:
     path_style: bool = False
     presign_ttl: int = DEFAULT_PUT_TTL
     presign_get_ttl: int = DEFAULT_GET_TTL
+    timeout: int = DEFAULT_TIMEOUT  # seconds a request may take, retries included, before "cannot reach"
     accelerate: bool = False
     cloudfront_domain: str | None = None
     cloudfront_key_pair_id: str | None = None
     cloudfront_private_key: Secret | None = None
+    credentials_source: str | None = dataclasses.field(default=None, compare=False)  # where the keys came from
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -119,8 +127,9 @@ class Settings:
             )
         if self.profile == "local" and not self.endpoint:
             raise ConfigError("profile 'local' needs the embedded server's endpoint (see workbench.local_s3)")
-        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
-            raise ConfigError(f"endpoint {self.endpoint!r} must start with http:// or https://")
+        if self.endpoint:
+            check_endpoint(self.endpoint)
+        check_region(self.region)
         if self.accelerate and (self.endpoint or self.profile != "aws"):
             raise ConfigError(
                 "Transfer Acceleration is an AWS S3 feature: it cannot be used with a custom endpoint "
@@ -128,6 +137,8 @@ class Settings:
             )
         for name in ("presign_ttl", "presign_get_ttl"):
             check_ttl(getattr(self, name), what=name)
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int) or not 3 <= self.timeout <= 3600:
+            raise ConfigError(f"timeout must be a whole number of seconds from 3 to 3600, got {self.timeout!r}")
         if (self.access_key is None) != (self.secret_key is None):
             raise ConfigError("access key and secret key must be given together")
 
@@ -146,7 +157,7 @@ class Settings:
         out: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is None:
+            if value is None or field.name == "credentials_source":
                 continue
             if isinstance(value, Secret):
                 if not include_secrets:
@@ -154,6 +165,38 @@ class Settings:
                 value = value.reveal()
             out[field.name] = value
         return out
+
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+){1,4}$|^auto$|^[a-z0-9][a-z0-9-]{0,62}$")
+_HOST = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+
+
+def check_region(region: str) -> str:
+    """A region name as S3 stores use them (``eu-west-1``, ``auto``, a MinIO ``us-east-1``); nothing else."""
+    if not isinstance(region, str) or not _REGION.match(region):
+        raise ConfigError(f"region {region!r} is not a region name (like eu-west-1, or auto for R2)")
+    return region
+
+
+def check_endpoint(endpoint: str) -> str:
+    """An endpoint URL: ``http(s)://host[:port]`` with an ASCII host name or IP address and no path or query."""
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"endpoint {endpoint!r} is not a URL like https://host:port") from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"endpoint {endpoint!r} must look like http(s)://host[:port]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST.match(host):
+            raise ConfigError(f"endpoint {endpoint!r}: {host!r} is not a host name (ASCII letters, digits, '-' and '.'; "
+                              "write international names in their xn-- form)") from None
+    if parts.query or parts.fragment or parts.path not in ("", "/") or (port is not None and not 0 < port < 65536):
+        raise ConfigError(f"endpoint {endpoint!r} must be only http(s)://host[:port], without a path or query")
+    return endpoint
 
 
 def check_ttl(seconds: int, what: str = "TTL", error: type[Exception] = ConfigError) -> int:
@@ -191,7 +234,7 @@ def _parse_int(name: str, value: Any) -> int:
 
 def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
     """Turn raw strings from env/YAML into typed field values; reject unknown names."""
-    known = {f.name for f in dataclasses.fields(Settings)} | {"cloudfront_private_key_file"}
+    known = {f.name for f in dataclasses.fields(Settings) if f.name != "credentials_source"} | {"cloudfront_private_key_file"}
     out: dict[str, Any] = {}
     for name, value in values.items():
         if name not in known:
@@ -207,6 +250,8 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = _parse_bool(name, value)
         elif name in _INT_FIELDS:
             out[name] = _parse_int(name, value)
+        elif name == "credentials_source":
+            out[name] = value
         elif name in _SECRET_FIELDS:
             out[name] = value if isinstance(value, Secret) else Secret(str(value))
         else:
@@ -220,7 +265,9 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not file.is_file():
         raise ConfigError(f"config file {str(file)!r} does not exist")
     try:
-        data = yaml.safe_load(file.read_text()) or {}
+        data = yaml.safe_load(file.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(file)!r} is not UTF-8 text (save it as UTF-8)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(file)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -262,7 +309,14 @@ def load_settings(
         raise ConfigError(f"unknown profile {chosen!r}: choose one of {', '.join(PROFILES)}")
 
     merged: dict[str, Any] = dict(PROFILES[chosen])
-    for layer in (file_values, aws_env, wb_env, explicit):
-        merged.update(_coerce(layer))
+    layers = (file_values, aws_env, wb_env, explicit)
+    names = (f"the settings file {config_file}", "the AWS_* variables", "the WORKBENCH_* variables", "the arguments")
+    for layer in layers:
+        merged.update(_coerce({k: v for k, v in layer.items() if k not in _CREDENTIALS}))
+    for layer, name in zip(reversed(layers), reversed(names)):  # keys and token together, from one source
+        if layer.get("access_key") or layer.get("secret_key"):
+            merged.update(_coerce({k: layer.get(k) for k in _CREDENTIALS}))
+            merged["credentials_source"] = name
+            break
     merged["profile"] = chosen
     return Settings(**merged)

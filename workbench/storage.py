@@ -64,10 +64,12 @@ def make_client(settings: Settings, max_connections: int = DEFAULT_MAX_CONNECTIO
         region_name=settings.region,
         signature_version="s3v4",
         s3=s3_options,
-        retries={"mode": "standard", "max_attempts": 4},  # 3 retries, exponential backoff with jitter
+        # 3 attempts, exponential backoff with jitter; a server that accepts the connection and never answers
+        # fails in about settings.timeout seconds (30 by default), not minutes
+        retries={"mode": "standard", "max_attempts": 3},
         max_pool_connections=max_connections,
-        connect_timeout=10,
-        read_timeout=120,
+        connect_timeout=max(1, settings.timeout / 6),
+        read_timeout=max(2, settings.timeout / 3),
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
@@ -89,15 +91,19 @@ def translate_error(exc: Exception, settings: Settings, what: str) -> StorageErr
         return CredentialsError(f"{what}: no credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)")
     if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
                         botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):
-        return EndpointError(f"{what}: cannot reach the object store at {where}")
+        return EndpointError(f"{what}: cannot reach the object store at {where} (no answer within about "
+                             f"{settings.timeout} s; WORKBENCH_TIMEOUT or --timeout changes that)")
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         message = str(error.get("Message", "")).splitlines()[0] if error.get("Message") else code
         if code in _AUTH_CODES:
             key_id = settings.access_key or "(none)"
+            source = f" from {settings.credentials_source}" if settings.credentials_source else ""
             hint = "check the access key and secret key" if code != "AccessDenied" else "the credentials lack permission"
-            return CredentialsError(f"{what}: {where} refused the credentials (access key id {key_id}): {code}; {hint}")
+            if code in ("InvalidToken", "ExpiredToken") or (settings.session_token and code != "AccessDenied"):
+                hint = "check the session token that came with these keys (or unset it)"
+            return CredentialsError(f"{what}: {where} refused the credentials (access key id {key_id}{source}): {code}; {hint}")
         if code in _MISSING_CODES:
             return NotFoundError(f"{what}: not found ({code})")
         if code in _INTEGRITY_CODES:
