@@ -251,10 +251,29 @@ def _actions(document: dict) -> dict[str, set[str]]:
 
 
 def test_org_policies_are_scoped_to_the_org() -> None:
-    read = _actions(policy.org_policy("drone-data", "hot", "read"))
-    assert set(read) == {"s3:ListBucket", "s3:GetObject"}
-    assert read["s3:GetObject"] == {"arn:aws:s3:::drone-data/projects/hot/*", "arn:aws:s3:::drone-data/pmtiles/*/hot/*",
-                                    "arn:aws:s3:::drone-data/parquet/*/hot/*"}
+    from tests.iam import allowed
+
+    read = policy.org_policy("drone-data", "hot", "read")
+    bucket, obj = "arn:aws:s3:::drone-data", "arn:aws:s3:::drone-data/"
+    own = ["projects/hot/dar/raw/f/x.jpg", "pmtiles/ortho/hot/dar/2026-01-01.pmtiles", "pmtiles/coverage/hot/2026-01-01.pmtiles",
+           "parquet/images/hot/dar/manifest.parquet", "parquet/coverage/hot/dar/coverage.parquet"]
+    # org "acme" has a project called "hot": IAM's * matches "/", so pmtiles/*/hot/* would have granted these
+    theirs = ["projects/acme/hot/raw/f/x.jpg", "pmtiles/ortho/acme/hot/2026-01-01.pmtiles",
+              "parquet/images/acme/hot/manifest.parquet", "parquet/coverage/acme/hot/coverage.parquet",
+              "pmtiles/coverage/hotter/2026-01-01.pmtiles", "projects/hot-two/p/raw/f/x.jpg"]
+    assert all(allowed(read, "s3:GetObject", obj + key) for key in own)
+    assert not any(allowed(read, "s3:GetObject", obj + key) for key in theirs)
+    assert allowed(read, "s3:ListBucket", bucket, {"s3:prefix": "pmtiles/ortho/hot/dar/"})
+    assert not allowed(read, "s3:ListBucket", bucket, {"s3:prefix": "pmtiles/ortho/acme/hot/"})
+    assert not allowed(read, "s3:ListBucket", bucket)  # listing the whole bucket
+    assert not allowed(read, "s3:PutObject", obj + own[0])
+    uploader = policy.org_policy("drone-data", "hot", "upload")
+    assert allowed(uploader, "s3:PutObject", obj + "projects/hot/dar/raw/f/x.jpg")
+    assert not allowed(uploader, "s3:PutObject", obj + "projects/hot/dar/products/r/ortho.tif")
+    assert not allowed(uploader, "s3:PutObject", obj + "projects/acme/hot/raw/f/x.jpg")
+    assert allowed(uploader, "s3:ListBucketMultipartUploads", bucket, {"s3:prefix": "projects/hot/dar/raw/f/x.jpg"})
+    assert not allowed(uploader, "s3:ListBucketMultipartUploads", bucket, {"s3:prefix": "projects/acme/hot/raw/"})
+    assert not allowed(uploader, "s3:ListBucketMultipartUploads", bucket)
     upload = _actions(policy.org_policy("drone-data", "hot", "upload"))
     assert upload["s3:PutObject"] == {"arn:aws:s3:::drone-data/projects/hot/*/raw/*"}
     assert "s3:DeleteObject" not in upload

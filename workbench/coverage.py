@@ -27,7 +27,7 @@ from workbench.errors import WorkbenchError
 from workbench.imagery.footprint import explain_missing
 from workbench.imagery.ingest import coverage_key, footprint_gaps, manifest_key
 from workbench.imagery.manifest import read_table
-from workbench.policy.generations import DEFAULT_KEEP, PruneResult
+from workbench.policy.generations import DEFAULT_KEEP, PruneResult, check_keep
 from workbench.storage import Storage
 from workbench.tiles import publish
 
@@ -97,6 +97,7 @@ def tile_features(layers: dict[str, list[dict[str, Any]]], archive: Path, name: 
 
 def build_coverage(storage: Storage, org: str, day: dt.date | None = None, keep: int = DEFAULT_KEEP) -> CoverageSummary:
     """Build, check and publish the org's coverage PMTiles; keep the last ``keep`` generations."""
+    check_keep(keep)  # before anything is written
     footprints, coverage, projects, rows = _features(storage, org)
     if not rows:
         raise WorkbenchError(f"no ingested images for org {org!r}: run `workbench ingest` first")

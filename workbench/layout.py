@@ -30,6 +30,8 @@ from typing import Protocol
 from workbench.errors import UnsafeKeyError
 
 LATEST_NAME = "latest.json"
+PMTILES_LAYERS = ("ortho", "coverage")  # pmtiles/{layer}/...: every layer the workbench writes
+PARQUET_DATASETS = ("images", "coverage")  # parquet/{dataset}/...
 MAX_COMPONENT_BYTES = 255
 MAX_KEY_BYTES = 1024
 _EXTRA_SAFE = set(" ._-()+,=@")
@@ -43,6 +45,8 @@ def check_component(value: str, what: str = "key component") -> str:
         raise UnsafeKeyError(f"{what} must be text, got {type(value).__name__}")
     if value == "":
         raise UnsafeKeyError(f"{what} is empty")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):  # undecodable bytes of a file name (surrogate escapes)
+        raise UnsafeKeyError(f"{what} {value!r} is not valid UTF-8 (a name written in another encoding?): rename it")
     if value in {".", ".."}:
         raise UnsafeKeyError(f"{what} {value!r} is a relative path reference")
     if "/" in value or "\\" in value:
@@ -67,8 +71,9 @@ def check_key(key: str) -> str:
         raise UnsafeKeyError("key is empty")
     if key.startswith("/"):
         raise UnsafeKeyError(f"key {key!r} starts with '/'")
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise UnsafeKeyError(f"key is {len(key.encode())} bytes long: at most {MAX_KEY_BYTES} allowed")
+    size = len(key.encode("utf-8", "surrogatepass"))  # undecodable names are refused by check_component below
+    if size > MAX_KEY_BYTES:
+        raise UnsafeKeyError(f"key is {size} bytes long: at most {MAX_KEY_BYTES} allowed")
     for part in key.split("/"):
         check_component(part, what=f"component of key {key!r}")
     return key
@@ -76,6 +81,8 @@ def check_key(key: str) -> str:
 
 def check_prefix(prefix: str) -> str:
     """Validate a listing prefix: empty, or a safe key optionally ending with ``/``."""
+    if not isinstance(prefix, str):
+        raise UnsafeKeyError(f"prefix must be text, got {type(prefix).__name__}")
     if prefix:
         check_key(prefix[:-1] if prefix.endswith("/") else prefix)
     return prefix
@@ -162,8 +169,10 @@ def product_key(org: str, project: str, run: str, name: str) -> str:
 
 def pmtiles_prefix(layer: str, org: str, *parts: str) -> str:
     """Folder of a PMTiles layer's generations: ``pmtiles/{layer}/{org}/[parts/]``."""
+    if layer not in PMTILES_LAYERS:
+        raise UnsafeKeyError(f"PMTiles layer {layer!r}: the layout has {', '.join(PMTILES_LAYERS)}")
     middle = "".join(f"{check_component(p, 'pmtiles path part')}/" for p in parts)
-    return f"pmtiles/{check_component(layer, 'layer')}/{check_component(org, 'org')}/{middle}"
+    return f"pmtiles/{layer}/{check_component(org, 'org')}/{middle}"
 
 
 def pmtiles_key(layer: str, org: str, date: dt.date, *parts: str) -> str:
@@ -178,7 +187,9 @@ def log_key(org: str, project: str, day: dt.date, name: str) -> str:
 
 def parquet_prefix(dataset: str, org: str) -> str:
     """Folder of an org's Parquet files of a dataset (e.g. ``images``), one sub-folder per project."""
-    return f"parquet/{check_component(dataset, 'dataset')}/{check_component(org, 'org')}/"
+    if dataset not in PARQUET_DATASETS:
+        raise UnsafeKeyError(f"Parquet dataset {dataset!r}: the layout has {', '.join(PARQUET_DATASETS)}")
+    return f"parquet/{dataset}/{check_component(org, 'org')}/"
 
 
 def parquet_key(dataset: str, org: str, project: str, name: str) -> str:

@@ -32,7 +32,7 @@ from rasterio.warp import transform_bounds
 from workbench import layout
 from workbench.errors import WorkbenchError
 from workbench.pmtiles_check import ArchiveReport, check_archive, file_reader
-from workbench.policy.generations import DEFAULT_KEEP, PruneResult, prune_generations
+from workbench.policy.generations import DEFAULT_KEEP, PruneResult, check_keep, prune_generations
 from workbench.tile_render import (
     Block,
     SourceRaster,
@@ -229,6 +229,7 @@ def tile_run(storage: Any, org: str, project: str, run: str | None = None, optio
     from workbench.engines.runs import RUN_RECORD, caption, latest, read_record
     from workbench.presign import Presigner
 
+    check_keep(keep)  # before anything is written
     record = latest(storage, org, project) if run is None else read_record(
         storage, layout.product_key(org, project, layout.check_id(run, "run"), RUN_RECORD))
     if not record or record.get("status") != "completed":

@@ -1,7 +1,9 @@
 """Prefix-scoped access documents for an organisation: read-only and uploader roles.
 
-The layout puts everything an org owns under ``projects/{org}/``, ``pmtiles/*/{org}/`` and
-``parquet/*/{org}/``, so one IAM (or bucket) policy per role scopes access to an org.
+The layout puts everything an org owns under ``projects/{org}/``, ``pmtiles/{layer}/{org}/`` and
+``parquet/{dataset}/{org}/``, so one IAM (or bucket) policy per role scopes access to an org. Each layer
+and dataset is listed by name: IAM's ``*`` matches ``/`` too, so ``pmtiles/*/hot/*`` would also grant
+``pmtiles/ortho/acme/hot/...`` (org ``acme``'s project ``hot``).
 """
 
 from __future__ import annotations
@@ -9,15 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.errors import PolicyError
-from workbench.layout import check_component
+from workbench.layout import PARQUET_DATASETS, PMTILES_LAYERS, check_component
 
 ROLES = ("read", "upload")
 
 
 def org_prefixes(org: str) -> list[str]:
-    """The key patterns an org owns (``*`` is the IAM wildcard)."""
+    """The key patterns an org owns (``*`` is the IAM wildcard, only ever at the end)."""
     check_component(org, "org")
-    return [f"projects/{org}/*", f"pmtiles/*/{org}/*", f"parquet/*/{org}/*"]
+    return ([f"projects/{org}/*"] + [f"pmtiles/{layer}/{org}/*" for layer in PMTILES_LAYERS]
+            + [f"parquet/{dataset}/{org}/*" for dataset in PARQUET_DATASETS])
 
 
 def org_policy(bucket: str, org: str, role: str = "read", principal_arn: str | None = None) -> dict[str, Any]:
@@ -43,7 +46,8 @@ def org_policy(bucket: str, org: str, role: str = "read", principal_arn: str | N
              "Resource": f"{bucket_arn}/projects/{org}/*/raw/*"}
         )
         statements.append(
-            {"Sid": "FindOwnUploads", "Effect": "Allow", "Action": "s3:ListBucketMultipartUploads", "Resource": bucket_arn}
+            {"Sid": "FindOwnUploads", "Effect": "Allow", "Action": "s3:ListBucketMultipartUploads", "Resource": bucket_arn,
+             "Condition": {"StringLike": {"s3:prefix": [f"projects/{org}/*"]}}}
         )
     if principal_arn:
         for statement in statements:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import requests
 
 from workbench.errors import PolicyError
+from workbench.options import check_header_text
 from workbench.policy.diff import RuleDiff, diff_rules, is_managed, read_live_rules
 from workbench.storage import Storage
 
@@ -34,6 +35,7 @@ WEB_EXPOSED = ("ETag", "Content-Range", "Accept-Ranges", "Content-Length")
 
 def _check_origins(origins: Sequence[str], what: str) -> list[str]:
     for origin in origins:
+        check_header_text(origin, f"{what} origin")
         if origin != "*" and (not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin or
                               urlsplit(origin).path not in ("",)):
             raise PolicyError(f"{what} origin {origin!r} must look like https://host[:port] with no path or trailing '/'")
@@ -163,7 +165,7 @@ def _preflight(url: str, origin: str, method: str, wanted: list[str], timeout: f
     headers = {"Origin": origin, "Access-Control-Request-Method": method}
     if wanted:
         headers["Access-Control-Request-Headers"] = ",".join(wanted)
-    return requests.options(url, headers=headers, timeout=timeout)
+    return requests.options(url, headers=headers, timeout=timeout, allow_redirects=False)  # as a browser: no redirect
 
 
 def _allowed_methods_without_headers(url: str, origin: str, method: str, timeout: float) -> set[str]:
@@ -185,7 +187,15 @@ def diagnose_cors(
     """
     method = method.upper()
     wanted = [h.lower() for h in (request_headers if request_headers is not None else (["range"] if method in ("GET", "HEAD") else []))]
-    host = urlsplit(url).netloc
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a bad port
+    except ValueError as exc:
+        raise PolicyError(f"{url[:80]!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PolicyError(f"{url[:80]!r} is not an http(s) URL")
+    _check_origins([origin], "page")
+    host = parts.netloc
     try:
         pre = _preflight(url, origin, method, wanted, timeout)
     except requests.RequestException as exc:
@@ -198,6 +208,9 @@ def diagnose_cors(
     def refuse(reason: str) -> CorsDiagnosis:
         return CorsDiagnosis(False, reason, pre.status_code, headers)
 
+    if 300 <= pre.status_code < 400:
+        return refuse(f"{host} redirected the preflight (HTTP {pre.status_code} to {headers.get('location', '?')}): browsers "
+                      "refuse a redirected preflight; use the URL it redirects to")
     if not 200 <= pre.status_code < 300:
         return refuse(f"{host} answered the preflight with HTTP {pre.status_code}: no CORS rule on the bucket allows "
                       f"{method} from {origin}")
@@ -214,7 +227,8 @@ def diagnose_cors(
         return CorsDiagnosis(True, f"a browser at {origin} may send {method} to {host} (preflight passed)", pre.status_code, headers)
 
     try:
-        real = requests.request(method, url, headers={"Origin": origin, "Range": "bytes=0-0"}, timeout=timeout)
+        real = requests.request(method, url, headers={"Origin": origin, "Range": "bytes=0-0"}, timeout=timeout,
+                                allow_redirects=False)
     except requests.RequestException as exc:
         return refuse(f"the preflight passed but the request could not reach {host}: {type(exc).__name__}")
     real_headers = {k.lower(): v for k, v in real.headers.items()}

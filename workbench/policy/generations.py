@@ -16,6 +16,7 @@ from workbench.storage import Storage
 
 _GENERATION = re.compile(r"^(\d{4}-\d{2}-\d{2})\.[A-Za-z0-9]+$")
 DEFAULT_KEEP = 7
+GENERATIONS_ROOT = "pmtiles/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,15 +51,24 @@ def newest_generation(storage: Storage, prefix: str) -> str | None:
     return max(dated)[1] if dated else None
 
 
+def check_keep(keep: object) -> int:
+    """How many generations to keep: a whole number, at least 1 (checked before anything is written)."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise PolicyError(f"keep must be a whole number of at least 1 (got {keep!r}): pruning never deletes every generation")
+    return keep
+
+
 def prune_generations(storage: Storage, prefix: str = "pmtiles/", keep: int = DEFAULT_KEEP, dry_run: bool = False) -> PruneResult:
     """Keep the ``keep`` newest dated files in every folder under ``prefix``; delete older ones.
 
     Folders are ``pmtiles/{layer}/{org}/...``, so generations are counted per (org, layer).
     Objects whose name is not ``YYYY-MM-DD.<ext>`` are never deleted.
     """
-    if keep < 1:
-        raise PolicyError(f"keep must be at least 1 (got {keep}): pruning never deletes every generation")
+    check_keep(keep)
     check_prefix(prefix)
+    if not prefix.startswith(GENERATIONS_ROOT):
+        raise PolicyError(f"pruning works on the dated generations under {GENERATIONS_ROOT} only, not {prefix!r}: "
+                          "raw images, products and manifests are never pruned (the lifecycle rules expire logs)")
     folders: dict[str, list[tuple[dt.date, str]]] = defaultdict(list)
     ignored: list[str] = []
     for info in storage.list(prefix):
