@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 from typing import BinaryIO
 
 MiB = 1024 * 1024
@@ -40,10 +41,12 @@ def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
     return [(offset, min(part_size, size - offset)) for offset in range(0, size, part_size)] or [(0, 0)]
 
 
-def file_part_md5s(handle: BinaryIO, ranges: list[tuple[int, int]]) -> list[bytes]:
-    """Raw MD5 digests of each ``(offset, length)`` range of an open file."""
+def file_part_md5s(handle: BinaryIO, ranges: list[tuple[int, int]], stop: threading.Event | None = None) -> list[bytes]:
+    """Raw MD5 digests of each ``(offset, length)`` range of an open file; KeyboardInterrupt once ``stop`` is set."""
     digests = []
     for offset, length in ranges:
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
         handle.seek(offset)
         digest = hashlib.md5()
         remaining = length

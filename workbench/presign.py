@@ -21,6 +21,7 @@ from botocore.signers import CloudFrontSigner
 from workbench.config import SIGV4_MAX_TTL, check_ttl
 from workbench.errors import PresignError
 from workbench.layout import check_component, check_key
+from workbench.options import check_header_text
 from workbench.storage import Storage, make_client
 from workbench.tracing import span
 from workbench.transfer import list_parts
@@ -78,7 +79,7 @@ class Presigner:
         ttl = self._ttl(ttl, self.settings.presign_get_ttl)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if download_name:
-            params["ResponseContentDisposition"] = content_disposition(download_name)
+            params["ResponseContentDisposition"] = content_disposition(check_header_text(download_name, "download name"))
         with span("workbench.presign", method="GET", bucket=self.bucket, key=key, ttl=ttl):
             return self.storage.client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl)
 
@@ -89,7 +90,7 @@ class Presigner:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         headers: dict[str, str] = {}
         if content_type:
-            params["ContentType"] = content_type
+            params["ContentType"] = check_header_text(content_type, "content type")
             headers["Content-Type"] = content_type
         with span("workbench.presign", method="PUT", bucket=self.bucket, key=key, ttl=ttl, accelerate=self.settings.accelerate):
             url = self._upload_client.generate_presigned_url("put_object", Params=params, ExpiresIn=ttl)
@@ -111,6 +112,7 @@ class Presigner:
         conditions: list[Any] = [["content-length-range", min_bytes, max_bytes]]
         fields: dict[str, str] = {}
         if content_type_prefix is not None:
+            check_header_text(content_type_prefix, "content type prefix")
             conditions.append(["starts-with", "$Content-Type", content_type_prefix])
             fields["Content-Type"] = content_type_prefix
         with span("workbench.presign", method="POST", bucket=self.bucket, key=key, ttl=ttl, max_bytes=max_bytes):
@@ -126,7 +128,7 @@ class Presigner:
         check_key(key)
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if content_type:
-            kwargs["ContentType"] = content_type
+            kwargs["ContentType"] = check_header_text(content_type, "content type")
         with self.storage.errors(f"start multipart upload of {key}"):
             return self.storage.client.create_multipart_upload(**kwargs)["UploadId"]
 

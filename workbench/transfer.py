@@ -8,6 +8,12 @@
 * Every PUT carries ``Content-MD5``, so the server rejects corrupted bodies; the final ETag is
   compared with the one computed locally. A file already stored with the same size and ETag is
   skipped. Transient errors are retried by botocore's standard mode (exponential backoff, jitter).
+* Incomplete uploads of the same key that a completed upload supersedes (crashed runs, an older
+  version of the file) are aborted and counted, so nobody pays for their parts.
+* Two runs uploading the same file at once do not fail each other: a run whose upload was completed or
+  aborted by the other checks the stored object, and starts over once if it is not the file.
+* Ctrl+C stops queuing files and parts at once; requests already on the wire end within seconds; the
+  upload resumes from its stored parts next time.
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ CONTENT_TYPES = {
 Progress = Callable[[int], Any]
 
 
+class Stopped(KeyboardInterrupt):
+    """The upload was asked to stop (Ctrl+C): no new file or part is started."""
+
+
 @dataclasses.dataclass(frozen=True)
 class UploadResult:
     """The outcome of one file upload."""
@@ -53,9 +63,10 @@ class UploadResult:
     key: str
     size: int
     etag: str
-    status: str  # "uploaded", "resumed" or "skipped"
+    status: str  # "uploaded", "resumed", "skipped" or "stored-by-another" (a concurrent run stored the same file)
     parts_sent: int = 0
     parts_reused: int = 0
+    aborted_uploads: int = 0  # incomplete uploads of the same key this one superseded
 
 
 @dataclasses.dataclass
@@ -80,6 +91,11 @@ class UploadReport:
         """One line for people."""
         rate = self.bytes_sent / MiB / self.seconds if self.seconds else 0.0
         parts = [f"{self.count('uploaded')} uploaded", f"{self.count('resumed')} resumed", f"{self.count('skipped')} skipped (already stored)"]
+        if self.count("stored-by-another"):
+            parts.append(f"{self.count('stored-by-another')} stored meanwhile by another upload")
+        aborted = sum(r.aborted_uploads for r in self.results)
+        if aborted:
+            parts.append(f"{aborted} stale incomplete upload(s) aborted")
         if self.failed:
             parts.append(f"{len(self.failed)} FAILED")
         return f"{', '.join(parts)}; {self.bytes_sent / MiB:.1f} MiB in {self.seconds:.1f} s ({rate:.1f} MiB/s)"
@@ -106,11 +122,13 @@ def upload_file(
     part_size: int | None = None,
     part_workers: int = 4,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> UploadResult:
     """Upload one file to ``key``: skip if already stored, one PUT if small, resumable multipart if large.
 
     ``existing`` is what the caller already knows of ``key`` (an :class:`ObjectInfo`, or ``None``
-    when it is known to be absent); ``True`` means "ask the store" (one HEAD).
+    when it is known to be absent); ``True`` means "ask the store" (one HEAD). Once ``stop`` is set, no
+    further part is sent (:class:`Stopped`).
     """
     check_key(key)
     size = os.path.getsize(path)
@@ -137,7 +155,7 @@ def upload_file(
         _report(progress, size)
         return UploadResult(key, size, digest, "uploaded", parts_sent=1)
     return _upload_multipart(storage, Path(path), key, size, existing, headers,
-                             part_size or part_size_for(size), part_workers, progress)
+                             part_size or part_size_for(size), part_workers, progress, stop or threading.Event())
 
 
 def _report(progress: Progress | None, nbytes: int) -> None:
@@ -179,19 +197,39 @@ def pending_uploads(storage: Storage, key: str) -> list[dict[str, Any]]:
 
 def _upload_multipart(
     storage: Storage, path: Path, key: str, size: int, existing: ObjectInfo | None | bool,
-    headers: dict[str, str], part_size: int, part_workers: int, progress: Progress | None,
+    headers: dict[str, str], part_size: int, part_workers: int, progress: Progress | None, stop: threading.Event,
 ) -> UploadResult:
     ranges = part_ranges(size, part_size)
     with open(path, "rb") as handle:
-        md5s = file_part_md5s(handle, ranges)
+        md5s = file_part_md5s(handle, ranges, stop)
     expected = multipart_etag(md5s)
     if isinstance(existing, ObjectInfo) and existing.size == size and _etag_matches(existing.etag, expected):
         _report(progress, size)
         return UploadResult(key, size, expected, "skipped")
+    for attempt in (1, 2):
+        try:
+            return _send_multipart(storage, path, key, size, headers, ranges, md5s, expected, part_workers, progress, stop)
+        except NotFoundError:  # the upload was completed or aborted under us (another run of the same folder)
+            try:
+                stored = storage.head(key)
+            except NotFoundError:
+                stored = None
+            if stored is not None and stored.size == size and _etag_matches(stored.etag, expected):
+                _report(progress, size)
+                return UploadResult(key, size, expected, "stored-by-another")
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
+
+def _send_multipart(
+    storage: Storage, path: Path, key: str, size: int, headers: dict[str, str], ranges: list[tuple[int, int]],
+    md5s: list[bytes], expected: str, part_workers: int, progress: Progress | None, stop: threading.Event,
+) -> UploadResult:
     reusable: dict[int, str] = {}
     upload_id = None
-    for upload in pending_uploads(storage, key):
+    pending = pending_uploads(storage, key)
+    for upload in pending:
         stored = {int(p["PartNumber"]): p for p in list_parts(storage, key, upload["UploadId"])}
         matching = {
             number: stored[number]["ETag"]
@@ -207,6 +245,8 @@ def _upload_multipart(
     _report(progress, sum(ranges[n - 1][1] for n in reusable))
 
     def send(number: int) -> str:
+        if stop.is_set():
+            raise Stopped()
         offset, length = ranges[number - 1]
         with open(path, "rb") as part_handle:
             part_handle.seek(offset)
@@ -225,17 +265,38 @@ def _upload_multipart(
 
     missing = [n for n in range(1, len(ranges) + 1) if n not in reusable]
     etags = dict(reusable)
-    with cf.ThreadPoolExecutor(max_workers=max(1, part_workers)) as pool:
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, part_workers))
+    try:
         for number, etag in zip(missing, pool.map(send, missing)):
             etags[number] = etag
+    except BaseException:
+        stop.set()  # a failed or interrupted part: queue nothing more
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     with storage.errors(f"complete multipart upload of {key}"):
         response = storage.client.complete_multipart_upload(
             Bucket=storage.bucket, Key=key, UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]},
         )
     _check_etag(key, response["ETag"], expected)
+    aborted = _abort_superseded(storage, key, [u["UploadId"] for u in pending if u["UploadId"] != upload_id])
     status = "resumed" if reusable else "uploaded"
-    return UploadResult(key, size, expected, status, parts_sent=len(missing), parts_reused=len(reusable))
+    return UploadResult(key, size, expected, status, parts_sent=len(missing), parts_reused=len(reusable),
+                        aborted_uploads=aborted)
+
+
+def _abort_superseded(storage: Storage, key: str, upload_ids: list[str]) -> int:
+    """Abort incomplete uploads of ``key`` that the stored object supersedes; those already gone are not counted."""
+    aborted = 0
+    for upload_id in upload_ids:
+        try:
+            with storage.errors(f"abort a stale multipart upload of {key}"):
+                storage.client.abort_multipart_upload(Bucket=storage.bucket, Key=key, UploadId=upload_id)
+            aborted += 1
+        except NotFoundError:
+            continue
+    return aborted
 
 
 def find_images(folder: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
@@ -271,6 +332,7 @@ def upload_files(
     total = sum(os.path.getsize(p) for p, _ in pairs)
     report = UploadReport()
     lock = threading.Lock()
+    stop = threading.Event()
     started = time.perf_counter()
     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="upload", disable=not progress) as bar:
         def advance(nbytes: int) -> None:
@@ -278,10 +340,13 @@ def upload_files(
                 bar.update(nbytes)
 
         def one(pair: tuple[Path, str]) -> UploadResult:
+            if stop.is_set():
+                raise Stopped()
             path, key = pair
-            return upload_file(storage, path, key, existing=known.get(key), progress=advance, **file_options)
+            return upload_file(storage, path, key, existing=known.get(key), progress=advance, stop=stop, **file_options)
 
-        with cf.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pool = cf.ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
             futures = {pool.submit(one, pair): pair for pair in pairs}
             for future in cf.as_completed(futures):
                 path, _ = futures[future]
@@ -289,6 +354,11 @@ def upload_files(
                     report.results.append(future.result())
                 except (WorkbenchError, OSError) as exc:
                     report.failed.append((str(path), str(exc)))
+        except BaseException:  # Ctrl+C: start nothing more; requests on the wire end by themselves
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
     report.seconds = time.perf_counter() - started
     report.results.sort(key=lambda r: r.key)
     return report
