@@ -51,7 +51,8 @@ class FakeNodeODM:
     """``with FakeNodeODM(outputs_dir, token="...") as url:`` a node at ``url`` until the block ends."""
 
     def __init__(self, outputs_dir: Path, token: str = "", fail_tasks: bool = False, drop_uploads: bool = False,
-                 polls_to_finish: int = 2, stalled_polls: int = 0, stall_seconds: float = 1.0) -> None:
+                 polls_to_finish: int = 2, stalled_polls: int = 0, stall_seconds: float = 1.0, bad_gateway_polls: int = 0,
+                 not_a_node: bool = False) -> None:
         self.outputs_dir = outputs_dir
         self.token = token
         self.fail_tasks = fail_tasks
@@ -59,6 +60,8 @@ class FakeNodeODM:
         self.polls_to_finish = polls_to_finish
         self.stalled_polls = stalled_polls  # the first N status calls answer only after stall_seconds (a busy node)
         self.stall_seconds = stall_seconds
+        self.bad_gateway_polls = bad_gateway_polls  # the first N status calls get a proxy's 502 (ClusterODM, nginx)
+        self.not_a_node = not_a_node  # answers every request with an HTML page, as a wrong URL would
         self.tasks: dict[str, dict[str, Any]] = {}
         self.uploads = 0
         self.lock = threading.Lock()
@@ -107,6 +110,8 @@ class FakeNodeODM:
 
     @Request.application  # type: ignore[arg-type]
     def app(self, request: Request) -> Response:
+        if self.not_a_node:
+            return Response("<html><body>Welcome to nginx!</body></html>", mimetype="text/html")
         if self.token and request.args.get("token") != self.token:
             return self._json({"error": "Invalid authentication token: token does not match."})
         path, method = request.path, request.method
@@ -163,6 +168,10 @@ class FakeNodeODM:
                 with self.lock:
                     stall = self.stalled_polls > 0
                     self.stalled_polls -= 1
+                    bad_gateway = self.bad_gateway_polls > 0
+                    self.bad_gateway_polls -= 1
+                if bad_gateway:
+                    return Response("<html>502 Bad Gateway</html>", status=502, mimetype="text/html")
                 if stall:
                     time.sleep(self.stall_seconds)
                 self._advance(task)

@@ -131,7 +131,7 @@ def test_a_product_that_does_not_verify_fails_the_run(project: Storage, quickloo
 def test_bad_options_and_too_few_images(project: Storage, s3_server) -> None:
     with pytest.raises(WorkbenchError, match="unknown quicklook option 'colour'"):
         run_engine(project, "org", "site", QuicklookEngine(), {"colour": "red"}, progress=False)
-    with pytest.raises(WorkbenchError, match="must be a float"):
+    with pytest.raises(WorkbenchError, match="must be a number"):
         run_engine(project, "org", "site", QuicklookEngine(), {"resolution": "fine"}, progress=False)
     with pytest.raises(WorkbenchError, match="no manifest"):
         run_engine(project, "org", "elsewhere", QuicklookEngine(), progress=False)

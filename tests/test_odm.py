@@ -84,7 +84,7 @@ def test_dropped_uploads_are_retried(project: Storage, outputs_dir: Path) -> Non
         ({"token": "right"}, {"token": "wrong"}, {}, "Invalid authentication token"),
         ({}, {}, {"fast_orthophoto": True}, "does not know option 'fast_orthophoto' (did you mean 'fast-orthophoto'?)"),
         ({}, {}, {"feature-quality": "extreme"}, "must be one of ultra, high, medium, low, lowest"),
-        ({}, {}, {"min-num-features": "many"}, "must be int"),
+        ({}, {}, {"min-num-features": "many"}, "must be a number"),
     ],
 )
 def test_bad_node_settings_fail_clearly_with_a_record(project: Storage, outputs_dir: Path, node_kwargs, engine_kwargs,

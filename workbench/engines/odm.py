@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from workbench.engines.cog import write_cog
 from workbench.engines.runs import EngineError, EngineOutput
 from workbench.errors import WorkbenchError
+from workbench.options import parse_number
 from workbench.storage import Storage
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -107,10 +108,10 @@ def check_options(available: list[Any], options: dict[str, Any]) -> dict[str, An
                 raise WorkbenchError(f"option {name} must be true or false, got {value!r}")
             checked[name] = value if isinstance(value, bool) else str(value).lower() == "true"
             continue
-        try:
+        if kind in (int, float):
+            converted = parse_number(value, kind, f"option {name}")
+        else:
             converted = kind(value)
-        except (TypeError, ValueError):
-            raise WorkbenchError(f"option {name} must be {option.type}, got {value!r}") from None
         if option.type == "enum" and option.domain and converted not in option.domain:
             raise WorkbenchError(f"option {name} must be one of {', '.join(map(str, option.domain))}, got {value!r}")
         checked[name] = converted
@@ -143,6 +144,9 @@ class OdmEngine:
             raise EngineError(f"{what}: the node answered: {exc}") from None
         except (NodeConnectionError, NodeServerError) as exc:
             raise EngineError(f"{what}: cannot use the node at {self.node.public_url()}: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # pyodm parsing an answer that is not NodeODM's JSON
+            raise EngineError(f"{what}: the node at {self.node.public_url()} did not answer like NodeODM "
+                              f"({type(exc).__name__}): is the URL right?") from None
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """The preset merged with ``options``, checked against the node's ``/options``."""
@@ -186,9 +190,12 @@ class OdmEngine:
         uuid = result["uuid"]
         lock = threading.Lock()
         in_flight = {"bytes": 0}
+        given_up = threading.Event()  # one upload failed for good: the others stop retrying at once
 
         def upload(row: dict[str, Any]) -> None:
             for attempt in range(self.upload_retries + 1):
+                if given_up.is_set():
+                    raise EngineError(f"upload {row['name']}: stopped, another upload to the node failed")
                 data = storage.get_bytes(row["key"])
                 with lock:
                     in_flight["bytes"] += len(data)
@@ -200,14 +207,16 @@ class OdmEngine:
                         return
                     raise NodeServerError(f"unexpected reply {reply!r}")
                 except NodeResponseError as exc:
+                    given_up.set()
                     raise EngineError(f"upload {row['name']}: the node answered: {exc}") from None
                 except OdmError as exc:
                     if attempt == self.upload_retries:
+                        given_up.set()
                         raise EngineError(f"upload {row['name']} failed {attempt + 1} times: {exc}") from None
                 finally:
                     with lock:
                         in_flight["bytes"] -= len(data)
-                time.sleep(self.retry_seconds * (attempt + 1))
+                given_up.wait(self.retry_seconds * (attempt + 1))
 
         with cf.ThreadPoolExecutor(max_workers=self.parallel_uploads) as pool, \
                 tqdm(total=len(inputs), desc="upload to node", unit="img", disable=not progress) as bar:
@@ -230,10 +239,11 @@ class OdmEngine:
                 try:
                     info = task.info()
                     failures = 0
-                except NodeConnectionError:
+                except (NodeConnectionError, NodeServerError) as exc:  # refused, timed out, or a 5xx from a proxy
                     failures += 1
                     if failures > self.max_poll_failures:
-                        raise EngineError(f"the node at {self.node.public_url()} stopped answering") from None
+                        raise EngineError(f"the node at {self.node.public_url()} stopped answering "
+                                          f"({failures} attempts; last: {str(exc).splitlines()[0][:160]})") from None
                     time.sleep(self.poll_seconds)
                     continue
                 except NodeResponseError as exc:

@@ -29,9 +29,12 @@ from workbench.engines.seams import RenderingFeatures, SeamRecorder, rendering_f
 from workbench.errors import WorkbenchError
 from workbench.imagery import footprint as fp
 from workbench.imagery.metadata import ImageMetadata
+from workbench.options import bounded
 from workbench.storage import Storage, shared_storage
 
-OPTIONS: dict[str, type] = {"resolution": float, "max_size": int}
+OPTIONS: dict[str, tuple[type, float, float, str]] = {  # kind, lowest, highest, unit
+    "resolution": (float, 0.005, 100.0, "m per pixel"), "max_size": (int, 64, 20000, "pixels")}
+MAX_PIXELS = 100_000_000  # a mosaic larger than this (700 MB in memory while it is made) is refused
 DEFAULT_MAX_SIZE = 4000  # pixels along the mosaic's longer side, when no resolution is given
 
 
@@ -78,17 +81,14 @@ class QuicklookEngine:
     name = "quicklook"
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Known options: ``resolution`` (metres per pixel) and ``max_size`` (pixels, longer side)."""
+        """Known options: ``resolution`` (metres per pixel, 0.005-100) and ``max_size`` (pixels, longer side,
+        64-20000); anything else, or a value outside those ranges, is refused."""
         checked: dict[str, Any] = {}
         for name, value in options.items():
             if name not in OPTIONS:
                 raise WorkbenchError(f"unknown quicklook option {name!r}: known options are {', '.join(OPTIONS)}")
-            try:
-                checked[name] = OPTIONS[name](value)
-            except (TypeError, ValueError):
-                raise WorkbenchError(f"quicklook option {name} must be a {OPTIONS[name].__name__}, got {value!r}") from None
-            if checked[name] <= 0:
-                raise WorkbenchError(f"quicklook option {name} must be positive, got {value!r}")
+            kind, low, high, unit = OPTIONS[name]
+            checked[name] = bounded(value, kind, low, high, f"quicklook option {name}", unit)
         return checked
 
     def versions(self) -> dict[str, str]:
@@ -115,6 +115,9 @@ class QuicklookEngine:
             float(np.median([_ground_sample_distance(m) for _, m, _ in usable])),
             extent / options.get("max_size", DEFAULT_MAX_SIZE))
         width, height = math.ceil((right - left) / resolution), math.ceil((top - bottom) / resolution)
+        if width * height > MAX_PIXELS:
+            raise EngineError(f"the mosaic would be {width} x {height} px at {resolution:g} m per pixel: "
+                              f"give a coarser resolution (at most {MAX_PIXELS / 1e6:.0f} Mpx)")
         grid = {"left": left, "top": top, "resolution": resolution}
         to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
         cameras = []

@@ -25,6 +25,7 @@ from workbench.cluster import trim_memory
 from workbench.errors import IntegrityError, NotFoundError, WorkbenchError
 from workbench.imagery.ingest import manifest_key
 from workbench.imagery.manifest import read_table
+from workbench.redact import redact
 from workbench.storage import Storage
 from workbench.transfer import upload_file
 
@@ -247,7 +248,8 @@ def _point_latest(storage: Storage, org: str, project: str, run: str, engine: st
 
 
 def _finish(storage: Storage, record: RunRecord, started: float, status: str, error: str | None) -> None:
-    record.status, record.error = status, error
+    record.status, record.error = status, redact(error) if error else error
+    record.output_tail = [redact(line) for line in record.output_tail]
     record.finished_at = _now()
     record.seconds = round(time.perf_counter() - started, 3)
     storage.put_bytes(record.key(), record.to_json(), content_type="application/json")
