@@ -136,6 +136,12 @@ class LocalS3:
                                       "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
         s3_config = self.data_dir / "s3.json"
         write_private(s3_config, json.dumps(identities))
+        # SeaweedFS reads ./security.toml (the server runs in data_dir): with JWT signing keys its filer and
+        # volume servers refuse reads and writes without a token only its own S3 gateway can make, so the
+        # bucket is reachable through the S3 port with the keys and nowhere else
+        write_private(self.data_dir / "security.toml", "".join(
+            f'[{section}]\nkey = "{secrets.token_urlsafe(32)}"\n' for section in
+            ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")) + "[access]\nui = false\n")
         ports = free_ports(len(_PORT_NAMES))
         if self._requested_s3_port:
             ports[0] = self._requested_s3_port
