@@ -56,3 +56,7 @@ class PolicyError(WorkbenchError):
 
 class LocalS3Error(WorkbenchError):
     """The embedded S3 server could not be started, reached or stopped."""
+
+
+class CostError(WorkbenchError):
+    """A price is missing, malformed or cannot be applied (unknown region, class or instance type)."""
