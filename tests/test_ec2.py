@@ -47,10 +47,11 @@ def test_another_region_is_refused_with_the_transfer_cost(aws_env: str) -> None:
     storage = _bucket(aws_env, "reg-cost", "eu-west-1")
     storage.put_bytes("projects/o/p/raw/a.bin", b"x" * 5_000_000)
     assert wb_ec2.choose_region(storage, None) == "eu-west-1"
-    with pytest.raises(WorkbenchError, match=r"is in eu-west-1, not us-east-1.*0\.0 GB.*\$0\.00"):
+    with pytest.raises(WorkbenchError, match=r"is in eu-west-1, not us-east-1.*0\.0 GiB.*\$0\.00 at \$0\.02/GB, price of 20\d\d-\d\d-\d\d"):
         wb_ec2.choose_region(storage, "us-east-1", "o", "p")
     assert wb_ec2.choose_region(storage, "us-east-1", "o", "p", allow_cross_region=True) == "us-east-1"
-    assert wb_ec2.cross_region_cost(500 * 10**9) == pytest.approx(10.0)
+    usd, price = wb_ec2.cross_region_cost(500 * 2**30, "eu-west-1")
+    assert usd == pytest.approx(500 * price.usd) and price.path == "aws/regions/eu-west-1/inter_region"
 
 
 def test_narrow_security_group_never_opens_to_the_world(aws_env: str) -> None:

@@ -172,3 +172,28 @@ def test_a_run_that_died_after_publishing_is_reconciled_from_the_bucket(project:
     settled = reconcile(project, "org", "site", run)
     assert settled["status"] == "completed" and [p["name"] for p in settled["products"]] == ["ortho.tif"]
     assert latest(project, "org", "site")["run"] == run
+
+
+def test_every_run_carries_a_cost_receipt(project: Storage, quicklook_run: RunRecord) -> None:
+    from workbench.costs.pricebook import load
+    from workbench.costs.receipt import receipt
+
+    cost = json.loads(project.get_bytes(layout.product_key("org", "site", quicklook_run.run, "cost.json")))
+    lines = {line["item"]: line for line in cost["lines"]}
+    assert cost["run"] == quicklook_run.run and cost["status"] == "completed" and cost["price_book_as_of"]
+    assert lines["compute"]["usd"] == 0 and "machine of your own" in lines["compute"]["unit"]
+    product_gb = sum(p["size"] for p in quicklook_run.products) / 2**30
+    assert lines["storage added"]["quantity"] == pytest.approx(product_gb, abs=1e-6)
+    record = json.loads(project.get_bytes(layout.product_key("org", "site", quicklook_run.run, "run.json")))
+    as_aws = Storage(project.settings.with_(profile="aws"))
+    priced = {line["item"]: line for line in receipt(as_aws, record, load(warn=False), instance_type="r7i.8xlarge")["lines"]}
+    assert priced["compute"]["usd"] == pytest.approx(record["seconds"] / 3600 * 2.1168, abs=1e-6)
+    assert priced["storage added"]["usd"] == pytest.approx(product_gb * 0.023, abs=1e-6)
+    assert "18 reads" in priced["requests"]["note"]
+    assert priced["transfer"]["usd"] == 0  # same region as the bucket
+    assert priced["compute"]["as_of"] == "2026-01-19" and "karpenter" in priced["compute"]["source"]
+    outside = {line["item"]: line for line in receipt(as_aws, record, load(warn=False))["lines"]}
+    input_gb = sum(info.size for info in project.list(layout.flights_prefix("org", "site"))
+                   if info.key in {i["key"] for i in record["inputs"]}) / 2**30
+    assert input_gb > 0 and outside["transfer"]["quantity"] == pytest.approx(input_gb, abs=1e-6)
+    assert outside["transfer"]["usd"] == pytest.approx(input_gb * 0.09, abs=1e-6)  # read from AWS by your machine

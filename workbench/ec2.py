@@ -26,10 +26,11 @@ import boto3
 import botocore.exceptions
 
 from workbench import layout
+from workbench.costs.pricebook import Price, PriceBook
+from workbench.costs.pricebook import load as load_price_book
 from workbench.errors import WorkbenchError
 from workbench.storage import Storage
 
-INTER_REGION_USD_PER_GB = 0.02  # AWS data transfer between regions, per GB (costs reference, 2026)
 RUN_TAG = "workbench-run"
 PROJECT_TAG = "workbench-project"
 DASK_PORTS = (8786, 8787)
@@ -55,9 +56,11 @@ def bucket_region(storage: Storage) -> str:
     return normalise_region(region)
 
 
-def cross_region_cost(nbytes: int) -> float:
-    """Estimated USD to move ``nbytes`` between AWS regions once."""
-    return nbytes / 1e9 * INTER_REGION_USD_PER_GB
+def cross_region_cost(nbytes: int, region: str = "us-east-1", book: PriceBook | None = None) -> tuple[float, Price]:
+    """Estimated USD to move ``nbytes`` out of ``region`` to another AWS region once, and the price used."""
+    book = book or load_price_book(warn=False)
+    price = book.aws(region if region in book.regions() else "us-east-1", "inter_region")
+    return nbytes / book.gb_bytes * price.usd, price
 
 
 def choose_region(storage: Storage, region: str | None = None, org: str | None = None, project: str | None = None,
@@ -70,10 +73,11 @@ def choose_region(storage: Storage, region: str | None = None, org: str | None =
         prefix = layout.project_prefix(org, project) if org and project else ""
         nbytes = sum(info.size for info in storage.list(prefix))
         scope = f"project {org}/{project}" if prefix else f"bucket {storage.bucket}"
+        usd, price = cross_region_cost(nbytes, home)
         raise WorkbenchError(
             f"bucket {storage.bucket} is in {home}, not {region}: processing {scope} there would move "
-            f"{nbytes / 1e9:.1f} GB across regions (about ${cross_region_cost(nbytes):,.2f} at "
-            f"${INTER_REGION_USD_PER_GB}/GB each time it is read); use region {home}, or pass allow_cross_region=True"
+            f"{nbytes / 2**30:.1f} GiB across regions (about ${usd:,.2f} at ${price.usd}/GB, price of "
+            f"{price.as_of}, each time it is read); use region {home}, or pass allow_cross_region=True"
         )
     return region
 

@@ -16,12 +16,15 @@ import json
 import platform
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from workbench import layout
 from workbench.cluster import trim_memory
+from workbench.costs.pricebook import load as load_price_book
+from workbench.costs.receipt import RECEIPT, write_receipt
 from workbench.errors import IntegrityError, NotFoundError, WorkbenchError
 from workbench.imagery.ingest import manifest_key
 from workbench.imagery.manifest import read_table
@@ -253,6 +256,15 @@ def _finish(storage: Storage, record: RunRecord, started: float, status: str, er
     record.finished_at = _now()
     record.seconds = round(time.perf_counter() - started, 3)
     storage.put_bytes(record.key(), record.to_json(), content_type="application/json")
+    _receipt(storage, record)
+
+
+def _receipt(storage: Storage, record: RunRecord) -> None:
+    """Store the run's ``cost.json`` (a receipt that cannot be priced warns; it never fails the run)."""
+    try:
+        write_receipt(storage, json.loads(record.to_json()), load_price_book(warn=False))
+    except WorkbenchError as exc:
+        warnings.warn(f"run {record.run} has no cost receipt: {exc}", stacklevel=2)
 
 
 def reconcile(storage: Storage, org: str, project: str, run: str) -> dict[str, Any]:
@@ -273,7 +285,8 @@ def reconcile(storage: Storage, org: str, project: str, run: str) -> dict[str, A
     if "ortho.tif" not in stored or "ortho.tif" + REPORT_SUFFIX not in stored:
         return record
     record["products"] = [{"name": name, "key": info.key, "size": info.size, "etag": info.etag}
-                          for name, info in sorted(stored.items()) if name != RUN_RECORD and not name.endswith(REPORT_SUFFIX)]
+                          for name, info in sorted(stored.items())
+                          if name not in (RUN_RECORD, RECEIPT) and not name.endswith(REPORT_SUFFIX)]
     record["status"], record["finished_at"] = "completed", record.get("finished_at") or _now()
     record["error"] = None
     storage.put_bytes(key, json.dumps(record, indent=2, default=str).encode(), content_type="application/json")
