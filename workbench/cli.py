@@ -18,6 +18,7 @@ import yaml
 from workbench import layout, policy
 from workbench.cluster import quiet_shutdown
 from workbench.config import load_settings
+from workbench.costs.commands import add_commands as add_cost_commands
 from workbench.errors import WorkbenchError
 from workbench.local import default_data_dir, leave, live_leases, running_state, shared_server, stop_server, write_private
 from workbench.presign import Presigner
@@ -488,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "a free one if busy)")
     demo.add_argument("--map-dir", default="workbench-demo", help="where to write map.html (default ./workbench-demo)")
     demo.add_argument("--no-progress", action="store_true")
+
+    add_cost_commands(commands, command, lambda func: lambda args: func(args, _storage(args)))
     return parser
 
 
