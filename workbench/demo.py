@@ -19,17 +19,14 @@ from typing import Any
 from workbench import layout, policy
 from workbench.cluster import ensure_client
 from workbench.config import Settings
-from workbench.coverage import build_coverage
-from workbench.engines.cog import report
-from workbench.engines.quicklook import QuicklookEngine
-from workbench.engines.runs import RunRecord, latest, quality_summary, run_engine
+from workbench.engines.runs import RunRecord, latest, quality_summary
 from workbench.errors import WorkbenchError
-from workbench.imagery.ingest import IngestResult, ingest, manifest_key
-from workbench.maps import write_map
+from workbench.imagery.ingest import IngestResult
+from workbench.pipeline import FAILED, PipelineResult, run_pipeline
 from workbench.presign import Presigner
 from workbench.storage import Storage
 from workbench.synthetic import Survey, write_survey
-from workbench.tiles import TileSummary, tile_run
+from workbench.tiles import TileSummary
 from workbench.transfer import UploadReport, upload_folder
 
 DEMO_ORG = "demo-org"
@@ -125,17 +122,18 @@ def run_demo(
     cors = policy.cors_rules(DEMO_UPLOAD_ORIGINS, DEMO_WEB_ORIGINS)
     cors_change = policy.apply_cors(storage, cors)
     policy.verify_cors(storage, cors)
-    echo("ingesting: metadata by ranged reads, pixel checks and thumbnails on a local Dask cluster ...")
+    echo("running the pipeline: ingest (metadata, pixel checks, thumbnails on a local Dask cluster), the quick-look "
+         "orthomosaic, PMTiles, coverage, the map page ...")
     with ensure_client(n_workers=1) as client:
-        qa = ingest(storage, DEMO_ORG, DEMO_PROJECT, client=client, progress=progress)
-        echo("building the quick-look orthomosaic from the usable images ...")
-        ortho = run_engine(storage, DEMO_ORG, DEMO_PROJECT, QuicklookEngine(), client=client, progress=progress,
-                           reporter=report)
-        echo("tiling the orthophoto into PMTiles on Dask ...")
-        tiles_key, tiles, _ = tile_run(storage, DEMO_ORG, DEMO_PROJECT, client=client, progress=progress)
-    build_coverage(storage, DEMO_ORG)
-    Path(map_dir).mkdir(parents=True, exist_ok=True)
-    map_path = write_map(storage, DEMO_ORG, DEMO_PROJECT, Path(map_dir) / "map.html", embed=True)
+        chain = run_pipeline(storage, DEMO_ORG, DEMO_PROJECT, client=client, progress=progress,
+                             map_path=Path(map_dir) / "map.html", embed_map=True, echo=lambda line: echo(f"  {line}"))
+    if not chain.ok:
+        failed = next(step for step in chain.steps if step.status == FAILED)
+        raise WorkbenchError(f"demo pipeline step {failed.step} failed: {failed.detail}")
+    qa: IngestResult = chain.outcome("ingest").value
+    ortho: RunRecord = chain.outcome("process").value
+    tiles_key, tiles = chain.outcome("tiles").value
+    map_path: Path = chain.outcome("map").value
     presigner = Presigner(storage)
     first = uploaded.results[0].key
     get_url = presigner.get(first)
@@ -164,14 +162,19 @@ def prepare_project(storage: Storage, org: str, project: str, upto: str = "raw",
         echo(f"{org}/{project}: uploaded a synthetic survey ({uploaded.summary()})")
     if upto == "raw":
         return
-    if storage.exists(manifest_key(org, project)):
-        echo(f"{org}/{project}: manifest already there (notebook 02 made it)")
-    else:
-        echo(f"{org}/{project}: ingested: {ingest(storage, org, project, client=client, progress=False).summary()}")
+    chain = run_pipeline(storage, org, project, client=client, progress=False, steps=("ingest",))
+    _say(chain, echo)
     if upto == "run":
         record = latest(storage, org, project)
         if record is not None:
             echo(f"{org}/{project}: using run {record['run']} ({record['engine']}, notebook 03 made it)")
         else:
-            run = run_engine(storage, org, project, QuicklookEngine(), client=client, progress=False, reporter=report)
-            echo(f"{org}/{project}: built a quick-look orthomosaic (run {run.run})")
+            _say(run_pipeline(storage, org, project, client=client, progress=False, steps=("process",)), echo)
+
+
+def _say(chain: PipelineResult, echo: Callable[[str], object]) -> None:
+    """Echo each step of ``chain``; raise the first failure."""
+    for step in chain.steps:
+        echo(f"{chain.org}/{chain.project}: {step.step} {step.status}: {step.detail}")
+        if step.status == FAILED:
+            raise WorkbenchError(f"{step.step} of {chain.org}/{chain.project} failed: {step.detail}")

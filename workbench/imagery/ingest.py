@@ -50,6 +50,7 @@ class IngestResult:
     reused: int
     bytes_read: int
     seconds: float
+    changed: bool = True  # whether the manifest was (re)written
 
     @property
     def flagged(self) -> list[dict[str, Any]]:
@@ -237,12 +238,15 @@ def ingest(
     fresh = _run_batches(storage.settings, org, project, batches, pixels, client, workers, progress)
     rows = sorted(reused + fresh, key=lambda r: r["key"])
     coverage_rows = assess(rows, thresholds, heights, _dem_opener(storage))
-    write_table(storage, manifest_key(org, project), to_table(rows, IMAGE_SCHEMA, ["Polygon"]))
-    write_table(storage, coverage_key(org, project), to_table(coverage_rows, COVERAGE_SCHEMA, ["Polygon", "MultiPolygon"]))
+    manifest = to_table(rows, IMAGE_SCHEMA, ["Polygon"])
+    changed = previous is None or fresh or not manifest.equals(previous.select(manifest.column_names).cast(manifest.schema))
+    if changed:  # nothing new and the same verdicts: the stored manifest (and what depends on it) stays as it is
+        write_table(storage, manifest_key(org, project), manifest)
+        write_table(storage, coverage_key(org, project), to_table(coverage_rows, COVERAGE_SCHEMA, ["Polygon", "MultiPolygon"]))
     return IngestResult(
         manifest_key=manifest_key(org, project), coverage_key=coverage_key(org, project), rows=rows,
         read=len(fresh), reused=len(reused), bytes_read=sum(r.get("bytes_read") or 0 for r in fresh),
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, changed=bool(changed),
     )
 
 
