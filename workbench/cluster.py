@@ -88,12 +88,13 @@ def map_completed(client: Any, function: Callable[..., Any], *arguments: Sequenc
     yielded, so finished results do not pile up in worker memory.
     """
     from distributed import as_completed
-    from tqdm.auto import tqdm
+
+    from workbench.progress import bar as progress_bar
 
     futures = client.map(function, *arguments, pure=False)
     position = {future.key: i for i, future in enumerate(futures)}
     counts = weights if weights is not None else [1] * len(futures)
-    with tqdm(total=sum(counts), desc=desc, unit=unit, disable=not progress) as bar:
+    with progress_bar(total=sum(counts), desc=desc, unit=unit, disable=not progress) as bar:
         for future in as_completed(futures):
             i = position[future.key]
             yield i, future.result()

@@ -45,6 +45,7 @@ from workbench.errors import WorkbenchError
 from workbench.policy.cors import diagnose_cors
 from workbench.policy.generations import newest_generation
 from workbench.presign import Presigner
+from workbench.progress import static_mode
 from workbench.storage import Storage
 
 MAPLIBRE_VERSION = "5.3.0"  # the version the maplibre Python package ships (used only with cdn=True)
@@ -334,12 +335,65 @@ def _widget(bounds: tuple[float, float, float, float], height: str, basemap: str
     return _settling_map_class()(options, height=height, controls=[NavigationControl(), ScaleControl(position="bottom-left")])
 
 
-def notebook_map(layers: MapLayers, basemap: str | dict[str, Any] | None = None, height: str = "500px") -> Any:
+class Picture:
+    """An image a notebook shows as a compact JPEG (a saved map preview), with a readable text form."""
+
+    def __init__(self, image: Image.Image, title: str, quality: int = 80) -> None:
+        self.image, self.title, self.quality = image, title, quality
+
+    def _repr_jpeg_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.image.convert("RGB").save(buffer, format="JPEG", quality=self.quality)
+        return buffer.getvalue()
+
+    def __repr__(self) -> str:
+        return f"{self.title} ({self.image.width}x{self.image.height} px)"
+
+
+def static_preview(storage: Storage, layers: MapLayers, width_px: int = 700) -> Image.Image:
+    """The ortho as a picture: its PMTiles tiles at the zoom that best fills ``width_px``, cropped to its bounds."""
+    import mercantile
+
+    reader = Reader(lambda offset, length: storage.get_bytes(layers.ortho_key, (offset, offset + length - 1)))
+    header = reader.header()
+    west, south, east, north = layers.bounds
+    zoom = header["min_zoom"]
+    for z in range(header["min_zoom"], header["max_zoom"] + 1):
+        left, right = mercantile.tile(west, north, z), mercantile.tile(east, south, z)
+        if (right.x - left.x + 1) * 512 > 2 * width_px:
+            break
+        zoom = z
+    first, last = mercantile.tile(west, north, zoom), mercantile.tile(east, south, zoom)
+    canvas = Image.new("RGBA", ((last.x - first.x + 1) * 512, (last.y - first.y + 1) * 512), BACKGROUND)
+    for x in range(first.x, last.x + 1):
+        for y in range(first.y, last.y + 1):
+            data = reader.get(zoom, x, y)
+            if data:
+                tile = Image.open(io.BytesIO(data)).convert("RGBA")
+                canvas.alpha_composite(tile.resize((512, 512)), ((x - first.x) * 512, (y - first.y) * 512))
+    origin = mercantile.xy_bounds(first)
+    size = (origin.right - origin.left) / 512
+    top_left = mercantile.xy(west, north)
+    bottom_right = mercantile.xy(east, south)
+    box = (int((top_left[0] - origin.left) / size), int((origin.top - top_left[1]) / size),
+           int(math.ceil((bottom_right[0] - origin.left) / size)), int(math.ceil((origin.top - bottom_right[1]) / size)))
+    picture = canvas.crop(box)
+    if picture.width > width_px:
+        picture = picture.resize((width_px, max(1, round(picture.height * width_px / picture.width))), Image.LANCZOS)
+    return picture
+
+
+def notebook_map(layers: MapLayers, basemap: str | dict[str, Any] | None = None, height: str = "500px",
+                 storage: Storage | None = None) -> Any:
     """A MapLibre map of ``layers`` for JupyterLab (the ``maplibre`` package's widget), centred on the data.
 
     ``basemap`` is a style URL (fetched from the internet) or a MapLibre style; the default is a plain
     background, so the map works offline and on Binder. The widget brings its own MapLibre and pmtiles.
+    In a run saved for later (:func:`workbench.progress.static_mode`) with ``storage`` given, the map is a
+    picture of the ortho's tiles instead (a saved widget would be megabytes of code and show nothing).
     """
+    if storage is not None and static_mode():
+        return Picture(static_preview(storage, layers), f"map preview of {layers.ortho_key}")
     from maplibre.controls import InfoBoxControl
 
     m = _widget(layers.bounds, height, basemap)
@@ -396,6 +450,8 @@ def qa_map(images: Any, coverage: Any | None = None, height: str = "500px") -> A
         raise WorkbenchError("no image has a position: nothing to map")
     bounds = (min(b[0] for b in everything), min(b[1] for b in everything), max(b[2] for b in everything),
               max(b[3] for b in everything))
+    if static_mode():
+        return _static_qa_map(with_footprint, positions, coverage)
     m = _widget(bounds, height)
     usable = ["case", ["get", "usable"], "#1a9641", "#d7191c"]
     footprints = json.loads(with_footprint[["name", "qa", "usable", "geometry"]].to_json())
@@ -410,3 +466,20 @@ def qa_map(images: Any, coverage: Any | None = None, height: str = "500px") -> A
     m.add_layer({"id": "positions", "type": "circle", "source": "positions",
                  "paint": {"circle-radius": 4, "circle-color": usable, "circle-stroke-color": "#ffffff", "circle-stroke-width": 1}})
     return m
+
+
+def _static_qa_map(footprints: Any, positions: Any, coverage: Any | None) -> Any:
+    """:func:`qa_map` as a picture (matplotlib), for runs saved to be read later."""
+    import matplotlib.pyplot as plt
+
+    colour = lambda frame: ["#1a9641" if usable else "#d7191c" for usable in frame["usable"]]  # noqa: E731
+    figure, axes = plt.subplots(figsize=(7, 5))
+    if len(footprints):
+        footprints.plot(ax=axes, facecolor="none", edgecolor=colour(footprints), linewidth=0.8)
+    if coverage is not None and len(coverage):
+        coverage.boundary.plot(ax=axes, color="#2b83ba", linewidth=2)
+    positions.plot(ax=axes, color=colour(positions), markersize=12)
+    axes.set(title="footprints and camera positions (green: usable, red: flagged)", xlabel="longitude", ylabel="latitude")
+    axes.ticklabel_format(useOffset=False, style="plain")
+    plt.close(figure)
+    return figure

@@ -28,8 +28,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from workbench.checksums import (
     SINGLE_PUT_LIMIT,
     MiB,
@@ -41,6 +39,7 @@ from workbench.checksums import (
 )
 from workbench.errors import IntegrityError, NotFoundError, WorkbenchError
 from workbench.layout import check_component, check_key
+from workbench.progress import bar as progress_bar
 from workbench.storage import ObjectInfo, Storage
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".tif", ".tiff", ".png", ".dng", ".webp"})
@@ -334,7 +333,7 @@ def upload_files(
     lock = threading.Lock()
     stop = threading.Event()
     started = time.perf_counter()
-    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="upload", disable=not progress) as bar:
+    with progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="upload", disable=not progress) as bar:
         def advance(nbytes: int) -> None:
             with lock:
                 bar.update(nbytes)
@@ -405,7 +404,7 @@ def download_file(
     digest = hashlib.md5()
     received = 0
     try:
-        with open(partial, "wb") as out, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+        with open(partial, "wb") as out, progress_bar(total=size, unit="B", unit_scale=True, unit_divisor=1024,
                                                desc=target.name, disable=not progress) as bar:
             with storage.errors(f"download {key}"):
                 for chunk in response["Body"].iter_chunks(chunk_size):

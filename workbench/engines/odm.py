@@ -39,12 +39,12 @@ from pyodm.exceptions import (
 )
 from pyodm.types import TaskStatus
 from requests_toolbelt.multipart.encoder import MultipartEncoder
-from tqdm.auto import tqdm
 
 from workbench.engines.cog import write_cog
 from workbench.engines.runs import EngineError, EngineOutput
 from workbench.errors import WorkbenchError
 from workbench.options import parse_number
+from workbench.progress import bar as progress_bar
 from workbench.storage import Storage
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -219,7 +219,7 @@ class OdmEngine:
                 given_up.wait(self.retry_seconds * (attempt + 1))
 
         with cf.ThreadPoolExecutor(max_workers=self.parallel_uploads) as pool, \
-                tqdm(total=len(inputs), desc="upload to node", unit="img", disable=not progress) as bar:
+                progress_bar(total=len(inputs), desc="upload to node", unit="img", disable=not progress) as bar:
             futures = [pool.submit(upload, row) for row in inputs]
             try:
                 for future in cf.as_completed(futures):
@@ -234,7 +234,7 @@ class OdmEngine:
 
     def _wait(self, task: Task, progress: bool) -> None:
         failures = 0
-        with tqdm(total=100, desc="processing", unit="%", disable=not progress) as bar:
+        with progress_bar(total=100, desc="processing", unit="%", disable=not progress) as bar:
             while True:
                 try:
                     info = task.info()
