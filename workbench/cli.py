@@ -164,22 +164,72 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+def _engine(args: argparse.Namespace) -> Any:
+    """The processing engine ``--engine`` (and ``--node``, ``--preset``) name."""
+    if args.engine == "odm":
+        from workbench.engines.odm import OdmEngine
+
+        if not args.node:
+            raise WorkbenchError("the odm engine needs --node http(s)://host:port (token: $WORKBENCH_NODE_TOKEN)")
+        return OdmEngine(args.node, token=os.environ.get("WORKBENCH_NODE_TOKEN", ""), preset=args.preset)
+    from workbench.engines.quicklook import QuicklookEngine
+
+    return QuicklookEngine()
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from workbench.pipeline import run_pipeline
+
+    layout.project_prefix(args.org, args.project)
+    options = _parse_options(args.option)
+    engine = _engine(args)
+    storage = _storage(args)
+    with _scheduler_client("local" if args.engine == "odm" else args.cluster) as client:
+        result = run_pipeline(storage, args.org, args.project, engine=engine, options=options, client=client,
+                              progress=not args.no_progress, map_path=args.map, embed_map=args.embed,
+                              echo=lambda line: print(line, flush=True))
+    if not result.ok:
+        failed = next(step for step in result.steps if step.status == "failed")
+        raise WorkbenchError(f"pipeline of {args.org}/{args.project} stopped at {failed.step}: {failed.detail}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from workbench.notebook_runs import parse_value, run_notebook
+
+    parameters = {name: parse_value(value) for name, value in args.parameter}
+    settings = _storage(args).settings
+    record = run_notebook(settings, args.notebook, parameters, org=args.org, kernel=args.kernel, timeout=args.cell_timeout)
+    print(f"{record.notebook}: {record.status} in {record.seconds:.1f} s (run {record.run})")
+    for kind, key in record.keys.items():
+        print(f"  {kind:<6} {key}")
+    return 0
+
+
+def cmd_runs_ls(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from workbench.notebook_runs import ledger
+
+    try:
+        since = dt.date.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        raise WorkbenchError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
+    entries = ledger(_storage(args), args.org, since, args.notebook)
+    for entry in entries:
+        print(entry.line())
+    if not entries:
+        print(f"no notebook runs for {args.org}" + (f" since {since}" if since else ""))
+    return 0
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     from workbench.engines.cog import report
     from workbench.engines.runs import quality_summary, run_engine
 
     layout.project_prefix(args.org, args.project)  # validates org and project before any request
     options = _parse_options(args.option)
-    if args.engine == "odm":
-        from workbench.engines.odm import OdmEngine
-
-        if not args.node:
-            raise WorkbenchError("the odm engine needs --node http(s)://host:port (token: $WORKBENCH_NODE_TOKEN)")
-        engine: Any = OdmEngine(args.node, token=os.environ.get("WORKBENCH_NODE_TOKEN", ""), preset=args.preset)
-    else:
-        from workbench.engines.quicklook import QuicklookEngine
-
-        engine = QuicklookEngine()
+    engine = _engine(args)
     storage = _storage(args)
     with _scheduler_client("local" if args.engine == "odm" else args.cluster) as client:
         record = run_engine(storage, args.org, args.project, engine, options, include_flagged=args.include_flagged,
@@ -489,6 +539,34 @@ def build_parser() -> argparse.ArgumentParser:
                       "a free one if busy)")
     demo.add_argument("--map-dir", default="workbench-demo", help="where to write map.html (default ./workbench-demo)")
     demo.add_argument("--no-progress", action="store_true")
+
+    pipe = command("pipeline", cmd_pipeline, "ingest what is new, process, tile, coverage and map: each step only "
+                   "when its inputs changed")
+    pipe.add_argument("--org", required=True)
+    pipe.add_argument("--project", required=True)
+    pipe.add_argument("--engine", choices=["quicklook", "odm"], default="quicklook")
+    pipe.add_argument("--node", help="odm: NodeODM/ClusterODM URL; the token comes from $WORKBENCH_NODE_TOKEN")
+    pipe.add_argument("--preset", default="fast-orthophoto", choices=["fast-orthophoto", "standard", "high"])
+    pipe.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="engine option, repeatable")
+    pipe.add_argument("--cluster", default="local", help="local (default) or a scheduler address tcp://host:8786")
+    pipe.add_argument("--map", help="write the project's map page here (a step of its own)")
+    pipe.add_argument("--embed", action="store_true", help="put the archives in the map page")
+    pipe.add_argument("--no-progress", action="store_true")
+
+    run = command("run", cmd_run, "run a notebook with papermill on these settings; store it, its HTML and a ledger entry")
+    run.add_argument("notebook", type=Path)
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a parameter its 'parameters' cell defines (repeatable; never a credential)")
+    run.add_argument("--org", help="org the run is stored under (default: the org parameter)")
+    run.add_argument("--kernel", default="python3", help="Jupyter kernel (default python3)")
+    run.add_argument("--cell-timeout", type=int, help="seconds a cell may run (default: no limit)")
+
+    runs = commands.add_parser("runs", help="scheduled notebook runs").add_subparsers(dest="runs_command", required=True,
+                                                                                      metavar="ACTION")
+    runs_ls = command("ls", cmd_runs_ls, "list an org's notebook runs (the ledger)", runs)
+    runs_ls.add_argument("--org", required=True)
+    runs_ls.add_argument("--since", help="from this day on (YYYY-MM-DD)")
+    runs_ls.add_argument("--notebook", help="only this notebook (its file name without .ipynb)")
 
     add_cost_commands(commands, command, lambda func: lambda args: func(args, _storage(args)))
     return parser

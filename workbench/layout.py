@@ -8,6 +8,7 @@ Layout (one bucket)::
     projects/{org}/{project}/products/latest.json
     pmtiles/{layer}/{org}/[{part}/...]{YYYY-MM-DD}.pmtiles
     log/{org}/{project}/{YYYY-MM-DD}/{name}
+    runs/{org}/{notebook}/{YYYY-MM-DD}/{run}.ipynb|.html|.json
     parquet/{dataset}/{org}/{project}/{name}
 
 Flight and run ids are UUIDv7: their text sorts by creation time, so an S3 prefix listing of a
@@ -197,6 +198,21 @@ def parquet_key(dataset: str, org: str, project: str, name: str) -> str:
     return f"{parquet_prefix(dataset, org)}{check_component(project, 'project')}/{check_component(name, 'file name')}"
 
 
+NOTEBOOK_RUN_SUFFIXES = (".ipynb", ".html", ".json")  # the executed notebook, its HTML, its ledger entry
+
+
+def notebook_runs_prefix(org: str, notebook: str | None = None) -> str:
+    """Folder of an org's scheduled notebook runs (``runs/{org}/[{notebook}/]``)."""
+    return f"runs/{check_component(org, 'org')}/" + (f"{check_component(notebook, 'notebook')}/" if notebook else "")
+
+
+def notebook_run_key(org: str, notebook: str, day: dt.date, run: str, suffix: str) -> str:
+    """Key of one file of a notebook run: ``runs/{org}/{notebook}/{YYYY-MM-DD}/{run}{suffix}``."""
+    if suffix not in NOTEBOOK_RUN_SUFFIXES:
+        raise UnsafeKeyError(f"notebook run file suffix {suffix!r}: one of {', '.join(NOTEBOOK_RUN_SUFFIXES)}")
+    return f"{notebook_runs_prefix(org, notebook)}{day.isoformat()}/{check_id(run, 'run')}{suffix}"
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 
@@ -233,6 +249,9 @@ def parse_key(key: str) -> ParsedKey:
         return ParsedKey("log", org=parts[1], project=parts[2], date=_parse_date(parts[3]), name=parts[4])
     if head == "parquet" and n == 5:
         return ParsedKey("parquet", dataset=parts[1], org=parts[2], project=parts[3], name=parts[4])
+    if head == "runs" and n == 5 and parts[4].endswith(NOTEBOOK_RUN_SUFFIXES):
+        run = check_id(parts[4].rsplit(".", 1)[0], "run")
+        return ParsedKey("notebook-run", org=parts[1], name=parts[2], date=_parse_date(parts[3]), run=run)
     raise UnsafeKeyError(f"key {key!r} is not part of the workbench layout")
 
 

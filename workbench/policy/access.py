@@ -1,7 +1,7 @@
 """Prefix-scoped access documents for an organisation: read-only and uploader roles.
 
-The layout puts everything an org owns under ``projects/{org}/``, ``pmtiles/{layer}/{org}/`` and
-``parquet/{dataset}/{org}/``, so one IAM (or bucket) policy per role scopes access to an org. Each layer
+The layout puts everything an org owns under ``projects/{org}/``, ``pmtiles/{layer}/{org}/``,
+``parquet/{dataset}/{org}/`` and ``runs/{org}/`` (scheduled notebook runs), so one IAM (or bucket) policy per role scopes access to an org. Each layer
 and dataset is listed by name: IAM's ``*`` matches ``/`` too, so ``pmtiles/*/hot/*`` would also grant
 ``pmtiles/ortho/acme/hot/...`` (org ``acme``'s project ``hot``).
 """
@@ -20,7 +20,7 @@ def org_prefixes(org: str) -> list[str]:
     """The key patterns an org owns (``*`` is the IAM wildcard, only ever at the end)."""
     check_component(org, "org")
     return ([f"projects/{org}/*"] + [f"pmtiles/{layer}/{org}/*" for layer in PMTILES_LAYERS]
-            + [f"parquet/{dataset}/{org}/*" for dataset in PARQUET_DATASETS])
+            + [f"parquet/{dataset}/{org}/*" for dataset in PARQUET_DATASETS] + [f"runs/{org}/*"])
 
 
 def org_policy(bucket: str, org: str, role: str = "read", principal_arn: str | None = None) -> dict[str, Any]:
