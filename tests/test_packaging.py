@@ -48,8 +48,22 @@ def test_environment_yml_mirrors_pyproject() -> None:
     assert conda_requirements(ROOT / "environment.yml") == pyproject_requirements()
 
 
-def test_binder_uses_the_same_environment() -> None:
-    assert (ROOT / "binder" / "environment.yml").read_text() == (ROOT / "environment.yml").read_text()
+def _extra(project: dict, name: str) -> list[str]:
+    out = []
+    for requirement in project["optional-dependencies"][name]:
+        nested = re.match(r"workbench\[(.*)\]", requirement)
+        out += [r for e in nested.group(1).split(",") for r in _extra(project, e)] if nested else [requirement]
+    return out
+
+
+def test_binder_installs_what_the_notebooks_need_and_nothing_for_tests() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = dict(_name_and_spec(r) for r in project["dependencies"] + _extra(project, "notebooks"))
+    lines = [line for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert dict(_name_and_spec(line) for line in lines) == wanted
+    assert not {"pytest", "hypothesis", "moto", "playwright", "nbmake", "rio-pmtiles"} & set(wanted)
+    assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+    assert not (ROOT / "binder" / "environment.yml").exists()  # repo2docker would prefer it over requirements.txt
 
 
 def _readme_command(marker: str) -> str:
