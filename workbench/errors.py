@@ -60,3 +60,7 @@ class LocalS3Error(WorkbenchError):
 
 class CostError(WorkbenchError):
     """A price is missing, malformed or cannot be applied (unknown region, class or instance type)."""
+
+
+class AnalysisError(WorkbenchError):
+    """A product cannot be opened or analysed as asked (missing product, wrong kind, grids that cannot align)."""
