@@ -6,6 +6,7 @@ Layout (one bucket)::
     projects/{org}/{project}/thumbnails/{flight}/{image-stem}.webp
     projects/{org}/{project}/products/{run}/{name}
     projects/{org}/{project}/products/latest.json
+    projects/{org}/{project}/products/{run}/derived/{name}.tif
     pmtiles/{layer}/{org}/[{part}/...]{YYYY-MM-DD}.pmtiles
     log/{org}/{project}/{YYYY-MM-DD}/{name}
     runs/{org}/{notebook}/{YYYY-MM-DD}/{run}.ipynb|.html|.json
@@ -31,7 +32,7 @@ from typing import Protocol
 from workbench.errors import UnsafeKeyError
 
 LATEST_NAME = "latest.json"
-PMTILES_LAYERS = ("ortho", "coverage")  # pmtiles/{layer}/...: every layer the workbench writes
+PMTILES_LAYERS = ("ortho", "coverage", "derived")  # pmtiles/{layer}/...: every layer the workbench writes
 PARQUET_DATASETS = ("images", "coverage")  # parquet/{dataset}/...
 MAX_COMPONENT_BYTES = 255
 MAX_KEY_BYTES = 1024
@@ -243,6 +244,8 @@ def parse_key(key: str) -> ParsedKey:
         return ParsedKey("latest", org=parts[1], project=parts[2], name=parts[4])
     if head == "projects" and n == 6 and parts[3] == "products":
         return ParsedKey("product", org=parts[1], project=parts[2], run=check_id(parts[4], "run"), name=parts[5])
+    if head == "projects" and n == 7 and parts[3] == "products" and parts[5] == "derived":
+        return ParsedKey("derived", org=parts[1], project=parts[2], run=check_id(parts[4], "run"), name=parts[6])
     if head == "pmtiles" and n >= 4 and parts[-1].endswith(".pmtiles"):
         return ParsedKey("pmtiles", layer=parts[1], org=parts[2], date=_parse_date(parts[-1][: -len(".pmtiles")]), name=parts[-1])
     if head == "log" and n == 5:

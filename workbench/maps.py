@@ -33,6 +33,7 @@ import math
 import re
 import string
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -154,11 +155,16 @@ class MapLayers:
     coverage_url: str | None
     caption: str = ""  # what the ortho is (e.g. a quick-look preview and its seam misfit)
     via: str = "direct"  # direct | jupyter | embedded
+    overlays: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (name, url, legend) derived layers
 
     def style(self) -> dict[str, Any]:
         """MapLibre sources and layers for these archives."""
         sources: dict[str, Any] = {"ortho": {"type": "raster", "url": f"pmtiles://{self.ortho_url}", "tileSize": 512}}
         layers: list[dict[str, Any]] = [{"id": "ortho", "type": "raster", "source": "ortho"}]
+        for name, url, _ in self.overlays:
+            sources[f"derived-{name}"] = {"type": "raster", "url": f"pmtiles://{url}", "tileSize": 512}
+            layers.append({"id": f"derived-{name}", "type": "raster", "source": f"derived-{name}",
+                           "paint": {"raster-opacity": 0.85}})
         if self.coverage_url:
             sources["coverage"] = {"type": "vector", "url": f"pmtiles://{self.coverage_url}"}
             layers += [
@@ -211,11 +217,12 @@ def _through_jupyter(url: str, base_url: str) -> str:
 
 
 def map_layers(storage: Storage, org: str, project: str, origin: str | None = None, ttl: int = 3600,
-               via: str = "auto") -> MapLayers:
+               via: str = "auto", derived: Sequence[str] = ()) -> MapLayers:
     """The newest ortho and coverage archives of a project, presigned, and how the browser will reach them.
 
     ``via``: ``auto`` (through the Jupyter server when the bucket is an embedded S3 on loopback and this runs
-    in a Jupyter kernel, else direct), ``direct`` or ``jupyter``. For direct URLs and a given ``origin`` (where
+    in a Jupyter kernel, else direct), ``direct`` or ``jupyter``. ``derived`` names analysis layers
+    (:func:`workbench.analysis.publish.publish_derived`) drawn over the ortho, with their legends in the caption. For direct URLs and a given ``origin`` (where
     the page will be served), the bucket's CORS is checked with a real preflight first.
     """
     if via not in VIAS:
@@ -241,11 +248,21 @@ def map_layers(storage: Storage, org: str, project: str, origin: str | None = No
             if not verdict.allowed:
                 raise WorkbenchError(f"a map served from {origin} could not read the tiles: {verdict.reason}; fix it "
                                      f"with `workbench policy apply --web-origin {origin}`")
+    overlays = []
+    for name in derived:
+        key = newest_generation(storage, layout.pmtiles_prefix("derived", org, project, name))
+        if key is None:
+            raise WorkbenchError(f"no derived layer {name!r} for {org}/{project}: publish it first (workbench analyze)")
+        url = presigner.get(key, ttl=ttl)
+        legend_text = Reader(lambda offset, length, key=key: storage.get_bytes(key, (offset, offset + length - 1))
+                             ).metadata().get("description", "")
+        overlays.append((name, _through_jupyter(url, base_url) if chosen == "jupyter" else url, legend_text))
     reader = Reader(lambda offset, length: storage.get_bytes(ortho, (offset, offset + length - 1)))
     header = reader.header()
     bounds = tuple(header[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
+    caption = "; ".join([reader.metadata().get("description", ""), *(text for _, _, text in overlays)])
     return MapLayers(ortho, ortho_url, bounds, coverage, coverage_url,  # type: ignore[arg-type]
-                     reader.metadata().get("description", ""), chosen)
+                     caption.strip("; "), chosen, overlays)
 
 
 def _assets(cdn: bool) -> str:
@@ -326,7 +343,15 @@ def _plain_style() -> dict[str, Any]:
             "layers": [{"id": "background", "type": "background", "paint": {"background-color": BACKGROUND}}]}
 
 
+def _quiet_maplibre() -> None:
+    """No warning about the ``maplibre`` package's optional 'shiny' bindings (before its first import)."""
+    import logging
+
+    logging.getLogger("maplibre").setLevel(logging.ERROR)
+
+
 def _widget(bounds: tuple[float, float, float, float], height: str, basemap: str | dict[str, Any] | None = None) -> Any:
+    _quiet_maplibre()
     from maplibre import MapOptions
     from maplibre.controls import NavigationControl, ScaleControl
 
@@ -394,6 +419,7 @@ def notebook_map(layers: MapLayers, basemap: str | dict[str, Any] | None = None,
     """
     if storage is not None and static_mode():
         return Picture(static_preview(storage, layers), f"map preview of {layers.ortho_key}")
+    _quiet_maplibre()
     from maplibre.controls import InfoBoxControl
 
     m = _widget(layers.bounds, height, basemap)
@@ -419,9 +445,7 @@ def _settling_map_class() -> type:
     registration wrapped. Should a future ``maplibre`` release register it differently, the widget is
     used unchanged and a warning says so.
     """
-    import logging
-
-    logging.getLogger("maplibre").setLevel(logging.ERROR)  # no warning about its optional 'shiny' bindings
+    _quiet_maplibre()
     from maplibre.ipywidget import MapWidget
 
     source = str(MapWidget._esm)  # the widget module's text (anywidget's FileContents reads the file)
