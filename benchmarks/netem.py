@@ -1,4 +1,4 @@
-"""A TCP proxy on 127.0.0.1 that gives a loopback server a real network's latency and bandwidth.
+"""A TCP proxy on 127.0.0.1 that gives a loopback server a real network's latency and bandwidth (and counts bytes).
 
 Each request (client -> server chunk) is held for ``rtt`` seconds; each response byte stream is paced to
 ``mbps`` MB/s per connection. Crude, but it makes a local S3 behave like S3 seen from an EC2 instance in
@@ -17,10 +17,11 @@ CHUNK = 64 * 1024
 class LinkEmulator:
     """``with LinkEmulator(target_port, rtt=0.02, mbps=50) as port:`` connect to ``127.0.0.1:port``."""
 
-    def __init__(self, target_port: int, rtt: float = 0.02, mbps: float = 50.0) -> None:
+    def __init__(self, target_port: int, rtt: float = 0.02, mbps: float | None = 50.0) -> None:
         self.target_port = target_port
         self.rtt = rtt
-        self.bytes_per_second = mbps * 1e6
+        self.bytes_per_second = mbps * 1e6 if mbps else None  # None: no pacing (a plain, counting proxy)
+        self.received = 0  # bytes the server sent back, all connections together
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -32,7 +33,9 @@ class LinkEmulator:
                 if delay:
                     await asyncio.sleep(delay)
                 if paced:
-                    await asyncio.sleep(len(chunk) / self.bytes_per_second)
+                    self.received += len(chunk)
+                    if self.bytes_per_second:
+                        await asyncio.sleep(len(chunk) / self.bytes_per_second)
                 writer.write(chunk)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):

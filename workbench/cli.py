@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from workbench import layout, policy
+from workbench.analysis.commands import add_commands as add_analysis_commands
 from workbench.cluster import quiet_shutdown
 from workbench.config import load_settings
 from workbench.costs.commands import add_commands as add_cost_commands
@@ -569,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs_ls.add_argument("--notebook", help="only this notebook (its file name without .ipynb)")
 
     add_cost_commands(commands, command, lambda func: lambda args: func(args, _storage(args)))
+    add_analysis_commands(commands, command, lambda func: lambda args: func(args, _storage(args)))
     return parser
 
 
