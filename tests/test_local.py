@@ -115,3 +115,18 @@ def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
     with local_s3(data_dir=fresh):
         pass
     assert fresh.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.slow
+def test_the_embedded_s3_takes_writes_beyond_seventy_volumes(tmp_path: Path) -> None:
+    """weed mini's automatic volume count stopped near 71 volumes (each bucket takes one): then every write failed."""
+    server = LocalS3(data_dir=tmp_path / "s3")
+    settings = server.start()
+    try:
+        for i in range(80):
+            bucket = Storage(settings.with_(bucket=f"many-{i:03d}"))
+            bucket.ensure_bucket()
+            bucket.put_bytes("projects/o/p/raw/f/x.txt", b"x")
+        assert Storage(settings.with_(bucket="many-079")).get_bytes("projects/o/p/raw/f/x.txt") == b"x"
+    finally:
+        server.stop()

@@ -153,6 +153,9 @@ class LocalS3:
             f"-filer.port={self.ports['filer']}", f"-admin.port={self.ports['admin']}", f"-s3.config={s3_config}",
             "-webdav=false", "-admin.ui=false", "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-s3.iam=false", "-volume.preStopSeconds=0",
+            # weed mini's automatic volume count stopped at ~71 volumes (of 128 MB, one or more per bucket): about
+            # 9 GB, or 71 buckets, then every write failed with InternalError; the disk is the limit instead
+            "-volume.max=10000",
         ]
         log = open(self.log_path, "ab")
         try:
