@@ -277,6 +277,7 @@ def _assets(cdn: bool) -> str:
 
 
 def _maplibre_assets() -> Path:
+    _quiet_maplibre()
     try:
         import maplibre
     except ImportError:
