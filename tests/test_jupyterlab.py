@@ -37,7 +37,7 @@ def test_run_all_in_jupyterlab_under_a_base_url_offline_then_kill_the_kernels(tm
     root = copy_notebooks(NOTEBOOKS, tmp_path / "notebooks")
     with JupyterLab(root, tmp_path / "lab") as lab, browser(offline=True) as (page, refused):
         results = {}
-        for notebook in sorted(p.name for p in root.glob("*.ipynb")):
+        for notebook in sorted(p.name for p in root.glob("0[1-4]_*.ipynb")):  # the map notebooks; nbmake runs the rest
             errors = run_all(page, lab, notebook)
             page.screenshot(path=str(ARTIFACTS / f"jupyterlab-{notebook}.png"), full_page=True)
             results[notebook] = (errors, map_pictures(page, ARTIFACTS, f"jupyterlab-{Path(notebook).stem}"))
