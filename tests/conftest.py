@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from workbench.config import Secret, Settings
 from workbench.local import LocalS3
@@ -35,6 +37,17 @@ def settings(s3_server: LocalS3) -> Settings:
     fresh = s3_server.settings.with_(bucket=f"t-{secrets.token_hex(6)}")
     Storage(fresh).ensure_bucket()
     return fresh
+
+
+@pytest.fixture
+def config_file(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A settings file for the test's bucket, named by WORKBENCH_CONFIG; no other AWS_/WORKBENCH_ variable set."""
+    path = tmp_path / "workbench.yaml"
+    path.write_text(yaml.safe_dump(settings.to_yaml_dict(include_secrets=True)))
+    for name in [n for n in os.environ if n.startswith(("AWS_", "WORKBENCH_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(path))
+    return path
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,16 +18,6 @@ from workbench.config import Settings
 from workbench.synthetic import Camera, Survey, write_survey
 
 WEB = "https://maps.example.org"
-
-
-@pytest.fixture
-def config_file(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "workbench.yaml"
-    path.write_text(yaml.safe_dump(settings.to_yaml_dict(include_secrets=True)))
-    for name in [n for n in os.environ if n.startswith(("AWS_", "WORKBENCH_"))]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("WORKBENCH_CONFIG", str(path))
-    return path
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:

@@ -42,16 +42,6 @@ TOKEN = "node-token-7f3a9c"
 SMALL = Survey(lines=1, shots_per_line=3, camera=Camera(width=240, height=160))
 
 
-@pytest.fixture
-def config_file(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "workbench.yaml"
-    path.write_text(yaml.safe_dump(settings.to_yaml_dict(include_secrets=True)))
-    for name in [n for n in os.environ if n.startswith(("AWS_", "WORKBENCH_"))]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("WORKBENCH_CONFIG", str(path))
-    return path
-
-
 def _cli(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "workbench.cli", *argv], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})

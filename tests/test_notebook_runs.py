@@ -36,14 +36,9 @@ def _notebook(path: Path, *cells: str) -> Path:
 
 
 @pytest.fixture
-def config(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "workbench.yaml"
-    path.write_text(yaml.safe_dump(settings.with_(bucket=f"runs-{os.getpid()}").to_yaml_dict(include_secrets=True)))
-    for name in [n for n in os.environ if n.startswith(("AWS_", "WORKBENCH_"))]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("WORKBENCH_CONFIG", str(path))
-    Storage(settings.with_(bucket=f"runs-{os.getpid()}")).ensure_bucket()
-    return path
+def config(config_file: Path) -> Path:
+    """The suite's settings file for a fresh bucket (WORKBENCH_CONFIG names it)."""
+    return config_file
 
 
 def _workbench(*argv: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
