@@ -90,3 +90,13 @@ def test_unknown_steps_are_refused(bucket: Storage) -> None:
 
     with pytest.raises(WorkbenchError, match="unknown pipeline step"):
         run_pipeline(bucket, ORG, "north", steps=["ingest", "publish"])
+
+
+def test_a_wrong_engine_option_is_refused_before_any_step(bucket: Storage, tmp_path: Path) -> None:
+    from workbench.errors import WorkbenchError
+    from workbench.imagery.ingest import manifest_key
+
+    _fly(bucket, "west", tmp_path / "west", Survey(lines=1, shots_per_line=3))
+    with pytest.raises(WorkbenchError, match="resolution must be a number"):
+        run_pipeline(bucket, ORG, "west", options={"resolution": "abc"})
+    assert not bucket.exists(manifest_key(ORG, "west"))  # ingest never ran

@@ -126,6 +126,8 @@ def run_pipeline(
     if unknown:
         raise WorkbenchError(f"unknown pipeline step(s) {', '.join(unknown)}; steps: {', '.join(STEPS)}")
     engine = engine or QuicklookEngine()
+    if "process" in steps:
+        engine.check_options(dict(options or {}))  # a wrong option is refused before any step writes anything
     state = _read_state(storage, org, project)
     outcomes: list[StepOutcome] = []
 
