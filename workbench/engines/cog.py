@@ -6,8 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rasterio
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
@@ -25,6 +26,18 @@ def write_cog(source: str | Path, destination: str | Path, profile: str = "defla
     if not valid:
         raise WorkbenchError(f"{target.name} is not a valid COG: {'; '.join(errors)}")
     return target
+
+
+def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, crs: Any, transform: Any) -> Path:
+    """A tiled GeoTIFF of ``rgb`` (rows, cols, 3 uint8) with ``alpha`` as its 4th band (input to :func:`write_cog`)."""
+    height, width = alpha.shape
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 4, "dtype": "uint8", "crs": crs,
+               "transform": transform, "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.moveaxis(rgb, -1, 0), [1, 2, 3])
+        dst.write(alpha, 4)
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    return path
 
 
 def report(path: str | Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from workbench.config import Settings
-from workbench.engines.cog import write_cog
+from workbench.engines.cog import write_cog, write_rgba
 from workbench.engines.runs import EngineError, EngineOutput
 from workbench.engines.seams import RenderingFeatures, SeamRecorder, rendering_features
 from workbench.errors import WorkbenchError
@@ -139,15 +139,7 @@ class QuicklookEngine:
         seams = SeamRecorder(workdir / "seams", resolution)
         self._mosaic(storage.settings, cameras, grid, mosaic, nearest, seams, client, progress)
         alpha = np.where(np.isfinite(nearest), 255, 0).astype(np.uint8)
-        raw = workdir / "ortho-raw.tif"
-        profile = {"driver": "GTiff", "width": width, "height": height, "count": 4, "dtype": "uint8", "crs": crs.to_wkt(),
-                   "transform": from_origin(left, top, resolution, resolution), "tiled": True, "blockxsize": 512,
-                   "blockysize": 512, "compress": "deflate"}
-        with rasterio.open(raw, "w", **profile) as dst:
-            dst.write(np.moveaxis(mosaic, -1, 0), [1, 2, 3])
-            dst.write(alpha, 4)
-            dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
-                               rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.alpha]
+        raw = write_rgba(workdir / "ortho-raw.tif", mosaic, alpha, crs.to_wkt(), from_origin(left, top, resolution, resolution))
         quality = {"seams": seams.report().summary(), "images_placed": len(usable), "images_given": len(inputs)}
         return EngineOutput({"ortho.tif": write_cog(raw, workdir / "ortho.tif")}, {"ortho.tif": quality})
 

@@ -37,11 +37,12 @@ REPORT_SUFFIX = ".report.json"
 
 
 class EngineError(WorkbenchError):
-    """An engine failed; ``output`` holds the last lines it printed."""
+    """An engine failed; ``output`` holds the last lines it printed, ``skipped`` the images it could not use."""
 
-    def __init__(self, message: str, output: list[str] | None = None) -> None:
+    def __init__(self, message: str, output: list[str] | None = None, skipped: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
         self.output = output or []
+        self.skipped = skipped or []
 
 
 @dataclasses.dataclass
@@ -50,6 +51,7 @@ class EngineOutput:
 
     files: dict[str, Path]
     quality: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)  # images not used: key and reason
 
 
 class Engine(Protocol):
@@ -90,6 +92,7 @@ class RunRecord:
     error: str | None = None
     output_tail: list[str] = dataclasses.field(default_factory=list)
     products: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)  # inputs the engine could not use, and why
     reused: bool = False
 
     def key(self) -> str:
@@ -223,6 +226,7 @@ def run_engine(
     try:
         with tempfile.TemporaryDirectory(prefix=f"workbench-{engine.name}-") as scratch:
             output = engine.process(storage, inputs, record.options, Path(scratch), client, progress)
+            record.skipped = output.skipped
             reports = {name: reporter(path) for name, path in output.files.items() if reporter and path.suffix == ".tif"}
             for name, measures in output.quality.items():
                 reports.setdefault(name, {})["quality"] = measures
@@ -232,6 +236,7 @@ def run_engine(
         raise
     except EngineError as exc:
         record.output_tail = exc.output[-50:]
+        record.skipped = exc.skipped
         _finish(storage, record, started, "failed", str(exc))
         raise
     except Exception as exc:

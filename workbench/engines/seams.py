@@ -106,13 +106,14 @@ def rendering_features(name: str, row0: int, col0: int, rgb: np.ndarray, seen: n
     keypoints, descriptors = _extractor().extract_from_uint8_array(np.ascontiguousarray(grey.astype(np.uint8)))
     xy = np.array([(k.x, k.y) for k in keypoints], dtype=np.float32).reshape(-1, 2)
     data = np.asarray(descriptors.data, dtype=np.uint8).reshape(-1, 128)
-    interior = _eroded(inside, BORDER)
+    interior = eroded(inside, BORDER)
     keep = interior[np.clip(xy[:, 1].astype(int), 0, inside.shape[0] - 1), np.clip(xy[:, 0].astype(int), 0, inside.shape[1] - 1)]
     points = (xy[keep] + 0.5) * scale - 0.5 + np.array([col0, row0], dtype=np.float32)
     return RenderingFeatures(name, (row0, col0, rgb.shape[0], rgb.shape[1]), points.astype(np.float32), data[keep], scale)
 
 
-def _eroded(mask: np.ndarray, steps: int) -> np.ndarray:
+def eroded(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` shrunk by ``steps`` cells (4-neighbourhood); the array's edge does not erode it."""
     out = mask.copy()
     for _ in range(steps):
         shrunk = out.copy()

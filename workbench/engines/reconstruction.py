@@ -1,0 +1,360 @@
+"""Structure from motion with pycolmap (COLMAP, BSD-3): cameras and a sparse point cloud in the flight's UTM zone.
+
+Stages (method after COLMAP's and OpenSfM's documentation; the code is the workbench's own):
+
+1. **Features**: each image is fetched from the bucket and reduced (JPEG draft decode, then Lanczos) so its
+   longer side is ``max_image_size`` px; SIFT (COLMAP's CPU implementation, native scale: no upsampled
+   first octave) runs on it in a Dask task. An image that cannot be decoded is skipped with its reason.
+2. **Database**: the reduced images are imported into a COLMAP database with one shared camera per camera
+   model (prior focal length from EXIF focal length and sensor width, SIMPLE_RADIAL), their features, and a
+   pose prior per image: its GPS position in a local frame (UTM east/north/altitude minus their mean).
+3. **Matching**: exhaustive below :data:`EXHAUSTIVE_BELOW` images, else each image with its nearest
+   ``neighbours`` by GPS position; matches are verified geometrically (two-view geometry).
+4. **Mapping**: COLMAP's incremental mapper (registration, triangulation, bundle adjustment with focal length
+   and radial distortion refined); the largest model is kept.
+5. **Georeferencing**: a similarity transform (scale, rotation, translation) from the model's camera centres
+   to the GPS positions, fitted with LO-RANSAC (outlying GPS fixes do not pull it), applied to cameras and
+   points. The GPS residuals after it are reported.
+
+Every long pycolmap call runs in a thread with a cancellation token, so Ctrl+C stops it within moments.
+Images that do not register are listed with the reason (no verified matches, a separate model, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.config import Settings
+from workbench.engines.runs import EngineError
+from workbench.imagery.metadata import ImageMetadata
+from workbench.storage import Storage, shared_storage
+
+EXHAUSTIVE_BELOW = 40  # images: below this many, every pair is matched
+GPS_INLIER_M = 5.0  # metres: a camera further than this from its GPS position after alignment is an outlier
+CAMERA_MODEL = "SIMPLE_RADIAL"  # f, cx, cy, k: enough for the small lenses of survey drones with few images
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureJob:
+    """What a feature task needs: the image's key and name, and the reduction."""
+
+    key: str
+    name: str
+    max_size: int
+    max_features: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFeatures:
+    """One reduced image's SIFT features (or why it has none), and its reduced JPEG for the database."""
+
+    name: str
+    width: int = 0
+    height: int = 0
+    keypoints: np.ndarray | None = None  # (n, 6) float32: x, y and the affine shape a11, a12, a21, a22
+    descriptors: np.ndarray | None = None  # (n, 128) uint8
+    jpeg: bytes = b""
+    error: str | None = None
+
+
+@dataclasses.dataclass
+class SolvedImage:
+    """A registered image: its solved camera (reduced-image pixels) and pose in the local frame."""
+
+    key: str
+    name: str
+    camera: dict[str, Any]  # model, width, height, params (of the reduced image)
+    rotation: list[list[float]]  # cam_from_world rotation matrix
+    translation: list[float]  # cam_from_world translation
+    center: list[float]  # camera centre, local frame (metres)
+    gps: list[float]  # its GPS position, local frame
+
+
+@dataclasses.dataclass
+class Reconstruction:
+    """Solved cameras and sparse points in a local frame: UTM (``crs``) minus ``origin`` (metres)."""
+
+    crs: Any
+    origin: np.ndarray  # east, north, height of the local frame's origin
+    images: list[SolvedImage]
+    points: np.ndarray  # (n, 3) float64, local frame
+    colours: np.ndarray  # (n, 3) uint8
+    errors: np.ndarray  # (n,) mean reprojection error of each point, px
+    track_lengths: np.ndarray  # (n,) images that see each point
+    skipped: list[dict[str, str]]  # images not used: key and reason
+    report: dict[str, Any]
+
+
+def reduce_image(data: bytes, max_size: int) -> np.ndarray:
+    """The image in ``data`` as RGB with its longer side at most ``max_size`` px (same result in every task)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    factor = max(width, height) / max_size
+    if factor <= 1:
+        return np.asarray(image.convert("RGB"))
+    target = (round(width / factor), round(height / factor))
+    image.draft("RGB", target)
+    return np.asarray(image.convert("RGB").resize(target, Image.Resampling.LANCZOS))
+
+
+def _extractor(max_features: int) -> Any:
+    import pycolmap
+
+    pycolmap.logging.minloglevel = 2
+    options = pycolmap.FeatureExtractionOptions()
+    options.sift.max_num_features = max_features
+    options.sift.first_octave = 0  # native scale: 4x faster than COLMAP's upsampled first octave, measured
+    options.num_threads = 1  # one per Dask thread
+    return pycolmap.FeatureExtractor.create(options, pycolmap.Device.cpu)
+
+
+def image_features(settings: Settings, job: FeatureJob) -> ImageFeatures:
+    """Fetch, reduce and describe one image (a Dask task); an undecodable image comes back with ``error``."""
+    from PIL import Image, UnidentifiedImageError
+
+    data = shared_storage(settings).get_bytes(job.key)
+    try:
+        rgb = reduce_image(data, job.max_size)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        return ImageFeatures(job.name, error=f"cannot decode the image ({str(exc).splitlines()[0] or type(exc).__name__})")
+    grey = np.asarray(Image.fromarray(rgb).convert("L"))
+    keypoints, descriptors = _extractor(job.max_features).extract_from_uint8_array(np.ascontiguousarray(grey))
+    shapes = np.array([(k.x, k.y, k.a11, k.a12, k.a21, k.a22) for k in keypoints], dtype=np.float32).reshape(-1, 6)
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=92)
+    return ImageFeatures(job.name, rgb.shape[1], rgb.shape[0], shapes,
+                         np.asarray(descriptors.data, dtype=np.uint8).reshape(-1, 128), out.getvalue())
+
+
+def cancellable(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a long pycolmap call in a thread with a cancellation token; Ctrl+C cancels it and waits for it."""
+    import pycolmap
+
+    token = pycolmap.CancellationToken()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function(*args, cancellation_token=token, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        token.cancel()
+        worker.join(60)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _positions(metas: list[ImageMetadata]) -> tuple[np.ndarray, Any, str]:
+    """GPS positions (UTM east, north, height), the UTM CRS, and which height was used."""
+    from pyproj import Transformer
+
+    from workbench.imagery import footprint as fp
+
+    if any(m.lat is None or m.lon is None for m in metas):
+        missing = sum(m.lat is None or m.lon is None for m in metas)
+        raise EngineError(f"sfm needs the GPS position of every image to georeference the model: {missing} have none")
+    crs = fp.flight_crs(metas)
+    to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    absolute = all(m.altitude is not None for m in metas)
+    heights = [(m.altitude if absolute else m.relative_altitude) for m in metas]
+    if any(h is None for h in heights):
+        raise EngineError("sfm needs the GPS altitude or the height above ground of every image: some have neither")
+    east, north = to_utm.transform([m.lon for m in metas], [m.lat for m in metas])
+    return np.column_stack([east, north, heights]).astype(np.float64), crs, "gps-altitude" if absolute else "relative-altitude"
+
+
+def _camera_params(meta: ImageMetadata, width: int, height: int) -> tuple[str, bool]:
+    """The SIMPLE_RADIAL prior of a reduced image (focal length from EXIF when known) and whether it is a prior."""
+    if meta.focal_length_mm and meta.sensor_width_mm:
+        return f"{meta.focal_length_mm / meta.sensor_width_mm * width},{width / 2},{height / 2},0", True
+    return f"{1.2 * max(width, height)},{width / 2},{height / 2},0", False
+
+
+def _verified_partners(database: Path) -> Counter[int]:
+    """How many images each image has verified matches with."""
+    import pycolmap
+
+    partners: Counter[int] = Counter()
+    with pycolmap.Database.open(database) as db:
+        pair_ids, geometries = db.read_two_view_geometries()
+        for pair_id, geometry in zip(pair_ids, geometries):
+            if len(geometry.inlier_matches) >= 15:
+                a, b = pycolmap.pair_id_to_image_pair(pair_id)
+                partners[a] += 1
+                partners[b] += 1
+    return partners
+
+
+def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], workdir: Path,
+                client: Any, progress: bool) -> Reconstruction:
+    """Solve the cameras of ``inputs`` (manifest rows) and their sparse points, georeferenced (module docstring)."""
+    import pycolmap
+
+    from workbench.cluster import ensure_client, map_completed
+    from workbench.progress import bar
+
+    pycolmap.logging.minloglevel = 2
+    metas = {row["key"]: ImageMetadata.from_row(row) for row in inputs}
+    names = {row["key"]: f"{i:05d}_{Path(row['key']).name}" for i, row in enumerate(inputs)}  # unique, safe
+    keys_by_name = {name: key for key, name in names.items()}
+    skipped: list[dict[str, str]] = []
+    images_dir = workdir / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    features: dict[str, ImageFeatures] = {}
+    jobs = [FeatureJob(row["key"], names[row["key"]], options["max_image_size"], options["max_features"]) for row in inputs]
+    with ensure_client(client) as active:
+        for _, result in map_completed(active, image_features, [storage.settings] * len(jobs), jobs,
+                                       desc="sfm features", unit="img", progress=progress):
+            if result.error:
+                skipped.append({"key": keys_by_name[result.name], "reason": result.error})
+                continue
+            (images_dir / result.name).write_bytes(result.jpeg)
+            features[result.name] = dataclasses.replace(result, jpeg=b"")
+    usable = [row["key"] for row in inputs if names[row["key"]] in features]
+    if len(usable) < options["min_images"]:
+        raise EngineError(f"only {len(usable)} of {len(inputs)} image(s) could be read: sfm needs at least "
+                          f"{options['min_images']} (option min_images)", skipped=skipped)
+    positions, crs, height_source = _positions([metas[k] for k in usable])
+    origin = positions.mean(axis=0)
+    local = dict(zip(usable, positions - origin))
+
+    database = workdir / "database.db"
+    pycolmap.Database.open(database).close()
+    first = features[names[usable[0]]]
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = CAMERA_MODEL
+    one_camera = len({(metas[k].model, features[names[k]].width, features[names[k]].height) for k in usable}) == 1
+    focal_prior = False
+    if one_camera:
+        reader.camera_params, focal_prior = _camera_params(metas[usable[0]], first.width, first.height)
+    pycolmap.import_images(database, images_dir, pycolmap.CameraMode.SINGLE if one_camera else pycolmap.CameraMode.AUTO,
+                           [names[k] for k in usable], reader)
+    with pycolmap.Database.open(database) as db:
+        for image in db.read_all_images():
+            found = features[image.name]
+            db.write_keypoints(image.image_id, found.keypoints)
+            db.write_descriptors(image.image_id, pycolmap.FeatureDescriptors(pycolmap.FeatureExtractorType.SIFT, found.descriptors))
+            db.write_pose_prior(pycolmap.PosePrior(corr_data_id=image.data_id, position=local[keys_by_name[image.name]],
+                                                   coordinate_system=pycolmap.PosePriorCoordinateSystem.CARTESIAN))
+    del features
+
+    matcher = options["matcher"]
+    if matcher == "auto":
+        matcher = "exhaustive" if len(usable) < EXHAUSTIVE_BELOW else "spatial"
+    matching = pycolmap.FeatureMatchingOptions()
+    with bar(total=1, desc=f"sfm matching ({matcher})", unit="step", disable=not progress) as step:
+        if matcher == "exhaustive":
+            cancellable(pycolmap.match_exhaustive, database, matching)
+        else:
+            pairing = pycolmap.SpatialPairingOptions()
+            pairing.ignore_z, pairing.max_num_neighbors, pairing.max_distance = False, options["neighbours"], 1e9
+            cancellable(pycolmap.match_spatial, database, matching, pairing)
+        step.update(1)
+
+    mapping = pycolmap.IncrementalPipelineOptions()
+    mapping.min_model_size = 3
+    mapping.random_seed = 1  # the same images give the same model
+    with bar(total=len(usable), desc="sfm mapping", unit="img", disable=not progress) as registered:
+        models = cancellable(pycolmap.incremental_mapping, database, images_dir, workdir / "sparse", mapping,
+                             next_image_callback=lambda: registered.update(1))
+    model = max(models.values(), key=lambda m: m.num_reg_images()) if models else None
+    solved_names = {image.name for image in model.images.values() if image.has_pose} if model else set()
+    others = {image.name: len(m.images) for m in models.values() if m is not model for image in m.images.values()}
+    partners = _verified_partners(database)
+    ids = {}
+    with pycolmap.Database.open(database) as db:
+        ids = {image.name: image.image_id for image in db.read_all_images()}
+    for key in usable:
+        name = names[key]
+        if name in solved_names:
+            continue
+        if name in others:
+            reason = f"in a separate model of {others[name]} images, not connected to the main one"
+        elif not partners[ids[name]]:
+            reason = "no verified feature matches with any other image (no overlap, or no texture)"
+        else:
+            reason = f"matched {partners[ids[name]]} image(s) but could not be placed (too few consistent matches)"
+        skipped.append({"key": key, "reason": reason})
+    share = len(solved_names) / len(inputs)
+    if len(solved_names) < 3 or share < options["min_registered"]:
+        raise EngineError(f"sfm registered {len(solved_names)} of {len(inputs)} images ({share:.0%}; option "
+                          f"min_registered asks for {options['min_registered']:.0%}): see the run record's skipped images",
+                          skipped=skipped)
+    return _georeference(model, usable, names, local, crs, origin, skipped, {
+        "images_given": len(inputs), "images_registered": len(solved_names), "matcher": matcher,
+        "max_image_size": options["max_image_size"], "height_source": height_source,
+        "focal_length_prior": "exif" if focal_prior else "guessed (1.2 x image size)"})
+
+
+def _georeference(model: Any, usable: list[str], names: dict[str, str], local: dict[str, np.ndarray], crs: Any,
+                  origin: np.ndarray, skipped: list[dict[str, str]], report: dict[str, Any]) -> Reconstruction:
+    """Fit the model to the GPS positions (LO-RANSAC similarity), transform it, and collect the solution."""
+    import pycolmap
+
+    by_name = {image.name: image for image in model.images.values() if image.has_pose}
+    solved = [k for k in usable if names[k] in by_name]
+    source = np.array([by_name[names[k]].projection_center() for k in solved])
+    target = np.array([local[k] for k in solved])
+    ransac = pycolmap.RANSACOptions()
+    ransac.max_error = GPS_INLIER_M
+    fitted = pycolmap.estimate_sim3d_robust(source, target, ransac)
+    if fitted is None or int(fitted["num_inliers"]) < 3:
+        raise EngineError("sfm could not align the model to the GPS positions (fewer than 3 consistent cameras)",
+                          skipped=skipped)
+    model.transform(fitted["tgt_from_src"])
+    images = []
+    for key in solved:
+        image = by_name[names[key]]
+        camera = image.camera
+        pose = image.cam_from_world()
+        images.append(SolvedImage(
+            key=key, name=names[key],
+            camera={"model": camera.model.name, "width": camera.width, "height": camera.height,
+                    "params": [float(p) for p in camera.params], "focal": float(camera.mean_focal_length())},
+            rotation=pose.rotation.matrix().tolist(), translation=[float(t) for t in pose.translation],
+            center=[float(c) for c in image.projection_center()], gps=[float(g) for g in local[key]]))
+    residuals = np.array([np.subtract(i.center, i.gps) for i in images])
+    points = list(model.points3D.values())
+    xyz = np.array([p.xyz for p in points], dtype=np.float64).reshape(-1, 3)
+    cameras = {c.model.name: [round(float(p), 6) for p in c.params] for c in model.cameras.values()}
+    report.update({
+        "points": len(points),
+        "reprojection_error_px": round(float(model.compute_mean_reprojection_error()), 3),
+        "mean_track_length": round(float(model.compute_mean_track_length()), 2),
+        "gps_residual_m": {"rms_horizontal": round(float(np.sqrt((residuals[:, :2] ** 2).sum(axis=1).mean())), 3),
+                           "rms_vertical": round(float(np.sqrt((residuals[:, 2] ** 2).mean())), 3),
+                           "max": round(float(np.linalg.norm(residuals, axis=1).max()), 3),
+                           "inliers": int(fitted["num_inliers"])},
+        "scale": round(float(fitted["tgt_from_src"].scale), 6),
+        "cameras": cameras,
+    })
+    return Reconstruction(
+        crs=crs, origin=origin, images=images, points=xyz,
+        colours=np.array([p.color for p in points], dtype=np.uint8).reshape(-1, 3),
+        errors=np.array([p.error for p in points], dtype=np.float32),
+        track_lengths=np.array([p.track.length() for p in points], dtype=np.int32),
+        skipped=skipped, report=report)
+
+
+def gsd(image: SolvedImage, ground_height: float) -> float:
+    """Metres per reduced-image pixel at the image centre for ground at ``ground_height`` (local frame)."""
+    return max(image.center[2] - ground_height, 1e-3) / image.camera["focal"]
