@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDA_ONLY = {"python", "pip"}
+CONDA_ONLY = {"python", "pip", "lazrs-python"}  # lazrs: what laspy[lazrs] brings on PyPI
 CONDA_NAMES = {"python-duckdb": "duckdb"}  # conda-forge name -> PyPI name
 
 

@@ -165,6 +165,17 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+def local_engine(name: str) -> Any:
+    """An engine that needs no server: ``quicklook`` or ``sfm``."""
+    if name == "sfm":
+        from workbench.engines.sfm import SfmEngine
+
+        return SfmEngine()
+    from workbench.engines.quicklook import QuicklookEngine
+
+    return QuicklookEngine()
+
+
 def _engine(args: argparse.Namespace) -> Any:
     """The processing engine ``--engine`` (and ``--node``, ``--preset``) name."""
     if args.engine == "odm":
@@ -173,9 +184,7 @@ def _engine(args: argparse.Namespace) -> Any:
         if not args.node:
             raise WorkbenchError("the odm engine needs --node http(s)://host:port (token: $WORKBENCH_NODE_TOKEN)")
         return OdmEngine(args.node, token=os.environ.get("WORKBENCH_NODE_TOKEN", ""), preset=args.preset)
-    from workbench.engines.quicklook import QuicklookEngine
-
-    return QuicklookEngine()
+    return local_engine(args.engine)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
@@ -243,6 +252,8 @@ def cmd_process(args: argparse.Namespace) -> int:
         print(f"  {product['name']:<12} {_human(product['size']):>10}{detail}  {storage.url(product['key'])}")
         if extra.get("quality"):
             print(f"  {'':<12} {quality_summary(extra['quality'])}")
+    for image in record.skipped:
+        print(f"  not used: {image['key']}: {image['reason']}")
     return 0
 
 
@@ -363,7 +374,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = _data_dir(args)
     settings, started = shared_server(data)
     try:
-        result = run_demo(settings, progress=not args.no_progress, map_dir=args.map_dir)
+        result = run_demo(settings, progress=not args.no_progress, map_dir=args.map_dir, engine=local_engine(args.engine))
         print(result.summary())
         print(f"view the map: open {result.map_path.resolve()} in a browser (it carries its tiles: no server needed)")
         if page_server is not None:
@@ -460,16 +471,17 @@ def build_parser() -> argparse.ArgumentParser:
     proc = command("process", cmd_process, "build an orthomosaic (and DEMs) from a project's usable images")
     proc.add_argument("--org", required=True)
     proc.add_argument("--project", required=True)
-    proc.add_argument("--engine", choices=["quicklook", "odm"], default="quicklook")
+    proc.add_argument("--engine", choices=["quicklook", "sfm", "odm"], default="quicklook")
     proc.add_argument("--node", help="odm: NodeODM/ClusterODM URL; the token comes from $WORKBENCH_NODE_TOKEN")
     proc.add_argument("--preset", default="fast-orthophoto", choices=["fast-orthophoto", "standard", "high"],
                       help="odm: option preset (default fast-orthophoto)")
     proc.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                       help="engine option, repeatable (odm: checked against the node's /options; quicklook: "
-                           "resolution, max_size)")
+                           "resolution, max_size; sfm: max_image_size, resolution, matcher, min_images, "
+                           "min_registered, max_features, neighbours)")
     proc.add_argument("--include-flagged", action="store_true", help="also use images QA flagged (not unreadable ones)")
     proc.add_argument("--force", action="store_true", help="run even if the latest run had the same inputs and options")
-    proc.add_argument("--cluster", default="local", help="quicklook: local (default) or a scheduler address")
+    proc.add_argument("--cluster", default="local", help="quicklook, sfm: local (default) or a scheduler address")
     proc.add_argument("--no-progress", action="store_true")
 
     tiles = command("tiles", cmd_tiles, "raster PMTiles of a run's orthophoto, published and pruned to N generations")
@@ -539,13 +551,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="--keep-running: the map page's port (default 8000; "
                       "a free one if busy)")
     demo.add_argument("--map-dir", default="workbench-demo", help="where to write map.html (default ./workbench-demo)")
+    demo.add_argument("--engine", choices=["quicklook", "sfm"], default="quicklook",
+                      help="quicklook (seconds, metadata only) or sfm (photogrammetry with pycolmap, a minute or two)")
     demo.add_argument("--no-progress", action="store_true")
 
     pipe = command("pipeline", cmd_pipeline, "ingest what is new, process, tile, coverage and map: each step only "
                    "when its inputs changed")
     pipe.add_argument("--org", required=True)
     pipe.add_argument("--project", required=True)
-    pipe.add_argument("--engine", choices=["quicklook", "odm"], default="quicklook")
+    pipe.add_argument("--engine", choices=["quicklook", "sfm", "odm"], default="quicklook")
     pipe.add_argument("--node", help="odm: NodeODM/ClusterODM URL; the token comes from $WORKBENCH_NODE_TOKEN")
     pipe.add_argument("--preset", default="fast-orthophoto", choices=["fast-orthophoto", "standard", "high"])
     pipe.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="engine option, repeatable")

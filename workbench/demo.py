@@ -19,7 +19,7 @@ from typing import Any
 from workbench import layout, policy
 from workbench.cluster import ensure_client
 from workbench.config import Settings
-from workbench.engines.runs import RunRecord, latest, quality_summary
+from workbench.engines.runs import Engine, RunRecord, latest, quality_summary
 from workbench.errors import WorkbenchError
 from workbench.imagery.ingest import IngestResult
 from workbench.pipeline import FAILED, PipelineResult, run_pipeline
@@ -101,8 +101,10 @@ def run_demo(
     progress: bool = True,
     echo: Callable[[str], object] = print,
     map_dir: str | Path = "workbench-demo",
+    engine: Engine | None = None,
 ) -> DemoResult:
-    """Run the demo against a bucket (the embedded S3's, normally); return what it did."""
+    """Run the demo against a bucket (the embedded S3's, normally) with ``engine`` (default: the quick-look);
+    return what it did."""
     started = time.perf_counter()
     storage = Storage(settings)
     with tempfile.TemporaryDirectory(prefix="workbench-demo-") as scratch:
@@ -122,10 +124,11 @@ def run_demo(
     cors = policy.cors_rules(DEMO_UPLOAD_ORIGINS, DEMO_WEB_ORIGINS)
     cors_change = policy.apply_cors(storage, cors)
     policy.verify_cors(storage, cors)
-    echo("running the pipeline: ingest (metadata, pixel checks, thumbnails on a local Dask cluster), the quick-look "
+    what = "the quick-look" if engine is None or engine.name == "quicklook" else f"the {engine.name} engine's"
+    echo(f"running the pipeline: ingest (metadata, pixel checks, thumbnails on a local Dask cluster), {what} "
          "orthomosaic, PMTiles, coverage, the map page ...")
     with ensure_client(n_workers=1) as client:
-        chain = run_pipeline(storage, DEMO_ORG, DEMO_PROJECT, client=client, progress=progress,
+        chain = run_pipeline(storage, DEMO_ORG, DEMO_PROJECT, engine=engine, client=client, progress=progress,
                              map_path=Path(map_dir) / "map.html", embed_map=True, echo=lambda line: echo(f"  {line}"))
     if not chain.ok:
         failed = next(step for step in chain.steps if step.status == FAILED)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from workbench.config import Settings
-from workbench.engines.runs import EngineError
+from workbench.engines.runs import EngineError, reasons_summary
 from workbench.imagery.metadata import ImageMetadata
 from workbench.storage import Storage, shared_storage
 
@@ -236,7 +236,7 @@ def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[st
     usable = [row["key"] for row in inputs if names[row["key"]] in features]
     if len(usable) < options["min_images"]:
         raise EngineError(f"only {len(usable)} of {len(inputs)} image(s) could be read: sfm needs at least "
-                          f"{options['min_images']} (option min_images)", skipped=skipped)
+                          f"{options['min_images']} (option min_images); {reasons_summary(skipped)}", skipped=skipped)
     positions, crs, height_source = _positions([metas[k] for k in usable])
     origin = positions.mean(axis=0)
     local = dict(zip(usable, positions - origin))
@@ -303,7 +303,7 @@ def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[st
     share = len(solved_names) / len(inputs)
     if len(solved_names) < 3 or share < options["min_registered"]:
         raise EngineError(f"sfm registered {len(solved_names)} of {len(inputs)} images ({share:.0%}; option "
-                          f"min_registered asks for {options['min_registered']:.0%}): see the run record's skipped images",
+                          f"min_registered asks for {options['min_registered']:.0%}): {reasons_summary(skipped)}",
                           skipped=skipped)
     stated = {k: metas[k].relative_altitude for k in usable}
     return _georeference(model, usable, names, local, crs, origin, skipped, stated=stated, report={

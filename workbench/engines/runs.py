@@ -17,6 +17,7 @@ import platform
 import tempfile
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -158,9 +159,19 @@ def quality_summary(quality: dict[str, Any]) -> str:
     """One line of an engine's quality measures: images placed and the seam misfit."""
     seams = quality.get("seams") or {}
     placed = f"{quality['images_placed']} of {quality['images_given']} images placed" if "images_placed" in quality else ""
+    solved = quality.get("reconstruction") or {}
+    if solved:
+        placed += (f", reprojection error {solved['reprojection_error_px']:.2f} px, GPS residual "
+                   f"{solved['gps_residual_m']['rms_horizontal']:.2f} m rms, {solved['points']} points")
     misfit = (f"seams: overlapping images disagree by {seams['median_m']:.2f} m median, {seams['p90_m']:.2f} m p90 "
               f"({seams['pairs']} pairs)" if seams.get("median_m") is not None else "seams: not measured")
     return "; ".join(part for part in (placed, misfit) if part)
+
+
+def reasons_summary(skipped: list[dict[str, str]]) -> str:
+    """Skipped images counted by reason, in one line: ``3 no verified feature matches ..., 1 cannot decode ...``."""
+    counts = Counter(item["reason"].split(" (")[0] for item in skipped)
+    return ", ".join(f"{count} {reason}" for reason, count in counts.most_common())
 
 
 def _now() -> str:
