@@ -294,11 +294,11 @@ def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[st
         if name in solved_names:
             continue
         if name in others:
-            reason = f"in a separate model of {others[name]} images, not connected to the main one"
+            reason = f"in a separate model ({others[name]} images, not connected to the main one)"
         elif not partners[ids[name]]:
             reason = "no verified feature matches with any other image (no overlap, or no texture)"
         else:
-            reason = f"matched {partners[ids[name]]} image(s) but could not be placed (too few consistent matches)"
+            reason = f"could not be placed (verified matches with {partners[ids[name]]} image(s), too few consistent ones)"
         skipped.append({"key": key, "reason": reason})
     share = len(solved_names) / len(inputs)
     if len(solved_names) < 3 or share < options["min_registered"]:
