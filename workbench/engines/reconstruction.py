@@ -400,7 +400,11 @@ def settle_flat_depth(model: Any, stated: dict[str, float | None], keys: dict[st
             camera.params = [f / ratio, cx, cy, k * ratio**2]
     adjust = pycolmap.BundleAdjustmentOptions()
     adjust.refine_focal_length, adjust.print_summary = False, False
-    cancellable(pycolmap.bundle_adjustment, model, adjust)
+    config = pycolmap.BundleAdjustmentConfig()
+    for image in images:
+        config.add_image(image.image_id)
+    config.fix_gauge(pycolmap.BundleAdjustmentGauge.THREE_POINTS)
+    pycolmap.create_default_bundle_adjuster(adjust, config, model).solve()  # (bundle_adjustment() logs to stderr)
     return {"settled": True, "relief_m": round(relief, 2), "height_ratio": round(ratio, 3),
             "note": "flat ground: depth and focal length rescaled to the images' stated height above ground, "
                     "then bundle-adjusted again with the focal length held"}

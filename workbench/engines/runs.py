@@ -165,6 +165,9 @@ def quality_summary(quality: dict[str, Any]) -> str:
                    f"{solved['gps_residual_m']['rms_horizontal']:.2f} m rms, {solved['points']} points")
     misfit = (f"seams: overlapping images disagree by {seams['median_m']:.2f} m median, {seams['p90_m']:.2f} m p90 "
               f"({seams['pairs']} pairs)" if seams.get("median_m") is not None else "seams: not measured")
+    misfit = misfit if "seams" in quality else ""
+    if "surface_resolution_m" in quality:
+        placed = f"surface from {quality['points_used']} points, {quality['surface_resolution_m']:.2f} m cells"
     return "; ".join(part for part in (placed, misfit) if part)
 
 
