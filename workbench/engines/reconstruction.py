@@ -28,6 +28,7 @@ import dataclasses
 import io
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -217,6 +218,14 @@ def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[st
     from workbench.progress import bar
 
     pycolmap.logging.minloglevel = 2
+    clock = time.perf_counter()
+    stages: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        stages[stage] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
+
     metas = {row["key"]: ImageMetadata.from_row(row) for row in inputs}
     names = {row["key"]: f"{i:05d}_{Path(row['key']).name}" for i, row in enumerate(inputs)}  # unique, safe
     keys_by_name = {name: key for key, name in names.items()}
@@ -233,6 +242,7 @@ def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[st
                 continue
             (images_dir / result.name).write_bytes(result.jpeg)
             features[result.name] = dataclasses.replace(result, jpeg=b"")
+    lap("features_s")
     usable = [row["key"] for row in inputs if names[row["key"]] in features]
     if len(usable) < options["min_images"]:
         raise EngineError(f"only {len(usable)} of {len(inputs)} image(s) could be read: sfm needs at least "
@@ -273,6 +283,7 @@ def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[st
             pairing.ignore_z, pairing.max_num_neighbors, pairing.max_distance = False, options["neighbours"], 1e9
             cancellable(pycolmap.match_spatial, database, matching, pairing)
         step.update(1)
+    lap("matching_s")
 
     mapping = pycolmap.IncrementalPipelineOptions()
     mapping.min_model_size = 3
@@ -282,6 +293,7 @@ def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[st
     with bar(total=len(usable), desc="sfm mapping", unit="img", disable=not progress) as registered:
         models = cancellable(pycolmap.incremental_mapping, database, images_dir, workdir / "sparse", mapping,
                              next_image_callback=lambda: registered.update(1))
+    lap("mapping_s")
     model = max(models.values(), key=lambda m: m.num_reg_images()) if models else None
     solved_names = {image.name for image in model.images.values() if image.has_pose} if model else set()
     others = {image.name: len(m.images) for m in models.values() if m is not model for image in m.images.values()}
@@ -306,10 +318,13 @@ def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[st
                           f"min_registered asks for {options['min_registered']:.0%}): {reasons_summary(skipped)}",
                           skipped=skipped)
     stated = {k: metas[k].relative_altitude for k in usable}
-    return _georeference(model, usable, names, local, crs, origin, skipped, stated=stated, report={
+    solution = _georeference(model, usable, names, local, crs, origin, skipped, stated=stated, report={
         "images_given": len(inputs), "images_registered": len(solved_names), "matcher": matcher,
         "max_image_size": options["max_image_size"], "height_source": height_source,
         "focal_length_prior": "exif" if focal_prior else "guessed (1.2 x image size)"})
+    lap("georeference_s")
+    solution.report["stages"] = stages
+    return solution
 
 
 def _georeference(model: Any, usable: list[str], names: dict[str, str], local: dict[str, np.ndarray], crs: Any,

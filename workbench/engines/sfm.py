@@ -22,6 +22,7 @@ full-resolution products and needs a server.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +96,17 @@ class SfmEngine:
                               "images (option min_images)")
         with ensure_client(client) as active:
             solved = reconstruct(storage, inputs, options, workdir, active, progress)
+            stages = solved.report["stages"]
+            started = time.perf_counter()
             ground = float(np.median(solved.points[:, 2]))
             grid, shape, windows = _grid(solved, ground, options)
             surface = build_surface(solved.points, solved.errors, solved.track_lengths,
                                     (grid["left"], grid["top"] - shape[0] * grid["resolution"],
                                      grid["left"] + shape[1] * grid["resolution"], grid["top"]))
+            stages["surface_s"] = round(time.perf_counter() - started, 2)
             mosaic, seams = self._mosaic(storage, solved, grid, shape, windows, surface, options, workdir, active, progress)
+            stages["ortho_s"] = round(time.perf_counter() - started - stages["surface_s"], 2)
+        started = time.perf_counter()
         rgb, alpha = mosaic.result()
         del mosaic
         transform = _transform(solved, grid)
@@ -109,7 +115,9 @@ class SfmEngine:
         del rgb
         dsm = write_cog(_write_dsm(workdir / "dsm-raw.tif", solved, surface, crs), workdir / "dsm.tif")
         points = _write_points(workdir / "points.parquet", solved)
-        quality = {"images_placed": len(solved.images), "images_given": len(inputs), "seams": seams.report().summary(),
+        seam_report = seams.report().summary()
+        stages["products_s"] = round(time.perf_counter() - started, 2)  # COGs, points and the seam measure
+        quality = {"images_placed": len(solved.images), "images_given": len(inputs), "seams": seam_report,
                    "reconstruction": solved.report, "height_check": _height_check(solved, surface, inputs),
                    "method": "sfm: pycolmap incremental mapping, GPS similarity, 2.5D surface from sparse points, "
                              "most-nadir feathered mosaic"}
