@@ -282,3 +282,37 @@ def test_seneca_fixed_wing_registered_and_ortho_made(bucket: Storage, seneca_ima
     assert all(s["reason"] for s in record.skipped)  # the turns at both ends overlap one image each
     assert quality["seams"]["median_m"] < 0.5
     assert stored["crs"] == "EPSG:32617" and stored["coverage_m2"] > 20000  # New York State, UTM zone 17N
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_reconstruction_and_marks_the_run_canceled(config_file: Path, tmp_path: Path) -> None:
+    """SIGINT while pycolmap matches or maps (C++ that holds no Python frame) stops the command within moments."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from workbench.config import load_settings
+
+    storage = Storage(load_settings(config_file=config_file))
+    write_survey(tmp_path / "ctrlc", SURVEY)
+    _project(storage, tmp_path / "ctrlc", "ctrlc", None)
+    process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "process", "--org", "org", "--project", "ctrlc",
+                                "--engine", "sfm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: process.stderr.read(64), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 240
+    while "sfm matching" not in "".join(seen) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, "".join(seen)[-1500:]
+    time.sleep(1.0)  # inside the matcher
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=90)  # a guard against a hang, not a timing goal
+    reader.join(5)
+    err = "".join(seen)
+    assert process.returncode == 130 and err.rstrip().endswith("workbench: interrupted"), err[-1500:]
+    [record] = [read_record(storage, info.key) for info in storage.list(layout.runs_prefix("org", "ctrlc"))
+                if info.key.endswith("run.json")]
+    assert record["status"] == "canceled" and read_record(storage, layout.latest_key("org", "ctrlc")) is None
