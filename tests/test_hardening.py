@@ -227,6 +227,16 @@ def test_two_uploads_of_the_same_folder_at_once_both_succeed(storage: Storage, t
 # -- interrupts and hangs ----------------------------------------------------------------------------------
 
 
+def _communicate_or_kill(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """``process.communicate(timeout)``; a process still running then is killed, so a failing test leaves none."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_an_upload_and_the_next_run_finishes_it(config_file: Path, tmp_path: Path) -> None:
     folder = tmp_path / "many"
@@ -239,7 +249,7 @@ def test_ctrl_c_stops_an_upload_and_the_next_run_finishes_it(config_file: Path, 
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)  # ends by itself, promptly, not after uploading everything
+    out, err = _communicate_or_kill(process, 60)  # ends by itself, promptly, not after uploading everything
     assert process.returncode == 130 and err.strip().splitlines()[-1] == "workbench: interrupted", err[-500:]
     assert "Traceback" not in err and "Exception ignored" not in err
     storage = Storage(load_settings())
@@ -298,7 +308,7 @@ def test_ctrl_c_during_ingest_prints_one_line(config_file: Path, storage: Storag
                                 "--workers", "1", "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(6)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    _, err = _communicate_or_kill(process, 60)
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("ingest:", "\r"))
              and "it/s" not in line and "img/s" not in line and "img]" not in line]
     assert process.returncode == 130 and lines[-1:] == ["workbench: interrupted"], err[-1500:]

@@ -303,13 +303,18 @@ def test_ctrl_c_stops_the_reconstruction_and_marks_the_run_canceled(config_file:
     seen: list[str] = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: process.stderr.read(64), "")), daemon=True)
     reader.start()
-    deadline = time.monotonic() + 240
-    while "sfm matching" not in "".join(seen) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert process.poll() is None, "".join(seen)[-1500:]
-    time.sleep(1.0)  # inside the matcher
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=90)  # a guard against a hang, not a timing goal
+    try:
+        deadline = time.monotonic() + 240
+        while "sfm matching" not in "".join(seen) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert process.poll() is None, "".join(seen)[-1500:]
+        time.sleep(1.0)  # inside the matcher
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=90)  # a guard against a hang, not a timing goal
+    finally:
+        if process.poll() is None:  # a failed test leaves no engine running for the next ones
+            process.kill()
+            process.wait()
     reader.join(5)
     err = "".join(seen)
     assert process.returncode == 130 and err.rstrip().endswith("workbench: interrupted"), err[-1500:]
