@@ -68,7 +68,7 @@ class DemoResult:
             f"  QA          {self.ingest.summary()}",
             *[f"    {row['name']}: {'; '.join(row['reasons'])}" for row in self.ingest.flagged],
             f"  manifest    {self.settings.bucket}/{self.ingest.manifest_key} (GeoParquet)",
-            f"  quicklook   {_product_line(self.ortho)}",
+            f"  {self.ortho.engine:<11} {_product_line(self.ortho)}",
             f"  PMTiles     {self.tiles.tiles} WebP tiles, zoom {self.tiles.minzoom}-{self.tiles.maxzoom}, "
             f"{self.tiles.size / 1024:.0f} KiB, checked -> {self.tiles_key}",
             f"  PMTiles URL (1 h, range reads) pmtiles://{self.tiles_url}",
@@ -84,8 +84,9 @@ class DemoResult:
 def _product_line(record: RunRecord) -> str:
     ortho = next(p for p in record.products if p["name"] == "ortho.tif")
     facts = ortho["report"]
+    what = "a preview: no photogrammetry; " if record.engine == "quicklook" else ""
     return (f"ortho.tif {facts['width']}x{facts['height']} px, {facts['resolution_m'][0] * 100:.1f} cm/px, "
-            f"{facts['crs']}, {facts['coverage_m2'] / 1e4:.2f} ha (a preview: no photogrammetry; "
+            f"{facts['crs']}, {facts['coverage_m2'] / 1e4:.2f} ha ({what}"
             f"{quality_summary(facts['quality'])}) -> {ortho['key']}")
 
 
