@@ -194,18 +194,19 @@ def _camera_params(meta: ImageMetadata, width: int, height: int) -> tuple[str, b
     return f"{1.2 * max(width, height)},{width / 2},{height / 2},0", False
 
 
-def _verified_partners(database: Path) -> Counter[int]:
-    """How many images each image has verified matches with."""
+def _verified_partners(database: Path) -> Counter[str]:
+    """How many images each image (by name) has verified matches with."""
     import pycolmap
 
-    partners: Counter[int] = Counter()
+    partners: Counter[str] = Counter()
     with pycolmap.Database.open(database) as db:
+        names = {image.image_id: image.name for image in db.read_all_images()}
         pair_ids, geometries = db.read_two_view_geometries()
         for pair_id, geometry in zip(pair_ids, geometries):
             if len(geometry.inlier_matches) >= 15:
                 a, b = pycolmap.pair_id_to_image_pair(pair_id)
-                partners[a] += 1
-                partners[b] += 1
+                partners[names[a]] += 1
+                partners[names[b]] += 1
     return partners
 
 
@@ -298,19 +299,16 @@ def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[st
     solved_names = {image.name for image in model.images.values() if image.has_pose} if model else set()
     others = {image.name: len(m.images) for m in models.values() if m is not model for image in m.images.values()}
     partners = _verified_partners(database)
-    ids = {}
-    with pycolmap.Database.open(database) as db:
-        ids = {image.name: image.image_id for image in db.read_all_images()}
     for key in usable:
         name = names[key]
         if name in solved_names:
             continue
         if name in others:
             reason = f"in a separate model ({others[name]} images, not connected to the main one)"
-        elif not partners[ids[name]]:
+        elif not partners[name]:
             reason = "no verified feature matches with any other image (no overlap, or no texture)"
         else:
-            reason = f"could not be placed (verified matches with {partners[ids[name]]} image(s), too few consistent ones)"
+            reason = f"could not be placed (verified matches with {partners[name]} image(s), too few consistent ones)"
         skipped.append({"key": key, "reason": reason})
     share = len(solved_names) / len(inputs)
     if len(solved_names) < 3 or share < options["min_registered"]:
