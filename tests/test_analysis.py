@@ -156,6 +156,35 @@ def test_vari_equals_its_formula_and_is_published_as_a_layer(bucket: Storage, tm
         indices.ndvi(open_product(bucket, ORG, "colours", "ortho"), camera="DJI FC300X")
 
 
+def test_indices_read_straight_from_the_cog_equal_those_over_its_chunks(bucket: Storage, tmp_path: Path) -> None:
+    """An index over a product as opened is computed from the COG window each task reads (no float32 copy of
+    every band); over anything else (a computed array, a subset, numpy) through its chunks: same values."""
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (4, 700, 600), dtype="uint8")
+    rgba[3] = 255
+    rgba[3, 100:180, 50:400] = 0
+    rgb = rgba[:3].copy()
+    rgb[:, 300:310] = 7  # the nodata value in every band: no data
+    rgb[0, 400:405] = 7  # in one band only: indices using that band have no value there
+    _publish_run(bucket, {"ortho.tif": _geotiff(tmp_path / "rgba.tif", rgba)}, "fused-alpha")
+    _publish_run(bucket, {"ortho.tif": _geotiff(tmp_path / "rgb.tif", rgb, nodata=7)}, "fused-nodata")
+    for project in ("fused-alpha", "fused-nodata"):
+        ortho = open_product(bucket, ORG, project, "ortho", chunk=256)
+        for name, options in (("vari", {}), ("exg", {}), ("gli", {}), ("ndvi", {"bands": (1, 3)})):
+            fused = indices.index(ortho, name, **options)
+            assert any(layer.startswith("_pixels_of_source") for layer in fused.data.dask.layers), (project, name)
+            over_chunks = indices.index(ortho + 0, name, **options)
+            assert not any(layer.startswith("_pixels_of_source") for layer in over_chunks.data.dask.layers)
+            in_memory = indices.index(ortho.compute(), name, **options)
+            values = fused.values
+            no_data = (slice(100, 180), slice(50, 400)) if project == "fused-alpha" else (slice(300, 310), slice(None))
+            assert np.isnan(values[no_data]).all() and np.isfinite(values).mean() > 0.5, (project, name)
+            np.testing.assert_array_equal(values, over_chunks.values, err_msg=f"{project} {name}")
+            np.testing.assert_array_equal(values, in_memory.values, err_msg=f"{project} {name}")
+        subset = indices.vari(ortho.isel(x=slice(10, 500)))
+        np.testing.assert_array_equal(subset.values, indices.vari(ortho).values[:, 10:500])
+
+
 class _CountingProxy:
     """A TCP proxy on 127.0.0.1 that counts the bytes the server sends back."""
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
+from workbench.analysis.products import map_pixels
 from workbench.errors import AnalysisError
 
 # camera model (EXIF Model) -> (NIR band, visible band), 1-based channels of the ortho; with where it is from
@@ -39,23 +40,22 @@ RANGES = {"vari": (-1.0, 1.0), "exg": (-1.0, 2.0), "gli": (-1.0, 1.0), "ndvi": (
 
 
 def _apply(ortho: xr.DataArray, kernel: Callable[[np.ndarray], np.ndarray], name: str, needs: int = 3) -> xr.DataArray:
-    """``kernel`` over each chunk of ``ortho`` (bands first), fused: one task and a few temporaries per chunk."""
+    """``kernel`` over ``ortho`` (bands first) with :func:`~workbench.analysis.products.map_pixels`: one task per
+    chunk, strip by strip; values outside the index's range become NaN."""
     if "band" not in ortho.dims or ortho.sizes["band"] < needs:
         raise AnalysisError(f"{name.upper()} needs an ortho with at least {needs} bands")
     low, high = RANGES[name]
 
-    def bounded(block: np.ndarray) -> np.ndarray:
+    def bounded(values: np.ndarray) -> np.ndarray:  # one strip of a chunk (bands, rows, cols)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = kernel(block.astype("float32", copy=False))
-            np.copyto(out, np.float32(np.nan), where=~((out >= low) & (out <= high)))
+            out = kernel(values)
+            outside = np.less(out, low)
+            outside |= np.greater(out, high)  # NaN stays NaN; +-inf and out-of-range values become NaN
+            np.copyto(out, np.float32(np.nan), where=outside)
         return out
 
     ordered = ortho.transpose("band", "y", "x")
-    data = ordered.data
-    if hasattr(data, "map_blocks"):  # Dask: one task per chunk; the band axis is one chunk
-        values = data.rechunk({0: -1}).map_blocks(bounded, drop_axis=0, dtype="float32")
-    else:
-        values = bounded(np.asarray(data))
+    values = map_pixels(ordered, bounded)  # one task per chunk, straight from the COG for an opened product
     result = xr.DataArray(values, dims=("y", "x"), coords={"y": ordered.y, "x": ordered.x}, name=name,
                           attrs={"long_name": name.upper(), "valid_range": [low, high], "units": "1"})
     for coordinate in ("spatial_ref",):
