@@ -6,15 +6,17 @@ import resource
 import subprocess
 import threading
 import time
+from typing import Any
 
 import psutil
 
 
-def measure(command: list[str]) -> dict[str, float]:
-    """Run ``command``; return wall seconds, CPU seconds of the whole process tree, and peak tree RSS."""
+def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``command`` (with ``env`` if given); return wall seconds, CPU seconds of the whole process tree, and
+    peak tree RSS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0
     done = threading.Event()
 
