@@ -163,9 +163,10 @@ def quality_summary(quality: dict[str, Any]) -> str:
     if solved:
         placed += (f", reprojection error {solved['reprojection_error_px']:.2f} px, GPS residual "
                    f"{solved['gps_residual_m']['rms_horizontal']:.2f} m rms, {solved['points']} points")
-    misfit = (f"seams: overlapping images disagree by {seams['median_m']:.2f} m median, {seams['p90_m']:.2f} m p90 "
-              f"({seams['pairs']} pairs)" if seams.get("median_m") is not None else "seams: not measured")
-    misfit = misfit if "seams" in quality else ""
+    misfit = ""  # products without a seam measure (a DSM) say nothing of seams
+    if "seams" in quality:
+        misfit = (f"seams: overlapping images disagree by {seams['median_m']:.2f} m median, {seams['p90_m']:.2f} m p90 "
+                  f"({seams['pairs']} pairs)" if seams.get("median_m") is not None else "seams: not measured")
     if "surface_resolution_m" in quality:
         placed = f"surface from {quality['points_used']} points, {quality['surface_resolution_m']:.2f} m cells"
     return "; ".join(part for part in (placed, misfit) if part)
