@@ -433,3 +433,29 @@ def test_option_text_from_the_command_line(text: str) -> None:
     except WorkbenchError:
         pass
 
+
+
+def test_thread_workers_start_offline_without_a_network_warning(monkeypatch) -> None:
+    """Offline, distributed cannot find the IP that reaches 8.8.8.8 to name in-process (inproc://) workers and
+    warns on every CLI run; nothing leaves the process, so the workbench's local cluster keeps it quiet."""
+    import warnings
+
+    import distributed.comm.inproc as inproc
+
+    from workbench.cluster import local_client
+
+    found_ip = inproc.get_ip
+
+    def offline_ip(*args: object, **kwargs: object) -> str:  # what get_ip does with no route to 8.8.8.8
+        warnings.warn("Couldn't detect a suitable IP address for reaching '8.8.8.8', defaulting to hostname: "
+                      "[Errno 101] Network is unreachable", RuntimeWarning)
+        return found_ip(*args, **kwargs)
+
+    monkeypatch.setattr(inproc, "get_ip", offline_ip)
+    monkeypatch.setattr(inproc.global_manager, "_ip", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client = local_client(1, 1, processes=False)
+        client.close()
+    assert inproc.global_manager._ip == found_ip()  # the address was made through the offline path
+    assert not [w for w in caught if "suitable IP address" in str(w.message)]
