@@ -102,8 +102,11 @@ def test_change_between_two_runs_finds_a_planted_change(bucket: Storage, tmp_pat
     delta = change.difference(open_product(bucket, ORG, "change", "dsm", first), open_product(bucket, ORG, "change", "dsm", third))
     mask = change.change_mask(delta, 0.5).compute()
     assert float(mask.sum()) * 0.01 == pytest.approx(9.0, rel=0.01)
-    stats = zonal.zonal_statistics(delta, _frame([_polygon(20, 10, 23, 13), _polygon(0, 0, 5, 5)]))
+    polygons = _frame([_polygon(20, 10, 23, 13), _polygon(0, 0, 5, 5)])
+    polygons["area_m2"] = polygons.area  # an attribute named like a statistic (the coverage layer has one)
+    stats = zonal.zonal_statistics(delta, polygons)
     assert stats["mean"].tolist() == pytest.approx([1.0, 0.0], abs=1e-5) and stats["area_m2"].tolist() == pytest.approx([9, 25])
+    assert stats.columns.is_unique and stats["area_m2_polygon"].tolist() == pytest.approx([9, 25])
 
 
 def _frame(polygons: list[dict]):

@@ -44,7 +44,9 @@ def coverage_polygons(storage: Storage, org: str, project: str) -> Any:
 
 
 def zonal_statistics(array: xr.DataArray, polygons: Any) -> Any:
-    """One row per polygon: count of valid pixels, mean, std, min, max, percentiles, area (m2) and the geometry."""
+    """One row per polygon: its attributes, count of valid pixels, mean, std, min, max, percentiles, area (m2 of
+    valid pixels) and the geometry. An attribute named like a statistic (the coverage layer's ``area_m2``, the
+    polygon's own area) is kept as ``{name}_polygon``, so every column name says one thing."""
     frame = read_polygons(polygons)
     if not len(frame):
         raise AnalysisError("no polygons to compute statistics for")
@@ -77,5 +79,6 @@ def zonal_statistics(array: xr.DataArray, polygons: Any) -> Any:
     import pandas as pd
 
     stats = pd.DataFrame(rows, index=frame.index)
-    return geopandas.GeoDataFrame(pd.concat([frame.drop(columns="geometry"), stats], axis=1), geometry=frame.geometry,
-                                  crs=frame.crs)
+    attributes = frame.drop(columns=frame.geometry.name)
+    attributes = attributes.rename(columns={name: f"{name}_polygon" for name in attributes.columns if name in stats.columns})
+    return geopandas.GeoDataFrame(pd.concat([attributes, stats], axis=1), geometry=frame.geometry, crs=frame.crs)
