@@ -17,7 +17,7 @@ from shapely.geometry import box, mapping
 
 from workbench import layout
 from workbench.analysis import change, indices, terrain, zonal
-from workbench.analysis.products import open_product
+from workbench.analysis.products import open_product, previous_run
 from workbench.analysis.publish import derived_key, publish_derived
 from workbench.engines.cog import write_cog
 from workbench.engines.runs import RUN_RECORD
@@ -101,6 +101,8 @@ def test_change_between_two_runs_finds_a_planted_change(bucket: Storage, tmp_pat
     third = _publish_run(bucket, {"dsm.tif": _geotiff(tmp_path / "c.tif", planted, resolution=0.1)}, "change")
     delta = change.difference(open_product(bucket, ORG, "change", "dsm", first), open_product(bucket, ORG, "change", "dsm", third))
     mask = change.change_mask(delta, 0.5).compute()
+    assert previous_run(bucket, ORG, "change", "dsm") == again and previous_run(bucket, ORG, "change", "dsm", again) == first
+    assert previous_run(bucket, ORG, "change", "dsm", first) is None  # the first flight has nothing before it
     assert float(mask.sum()) * 0.01 == pytest.approx(9.0, rel=0.01)
     polygons = _frame([_polygon(20, 10, 23, 13), _polygon(0, 0, 5, 5)])
     polygons["area_m2"] = polygons.area  # an attribute named like a statistic (the coverage layer has one)

@@ -67,6 +67,22 @@ def product_key(storage: Storage, org: str, project: str, product: str, run: str
     return names[PRODUCTS[product]], record
 
 
+def previous_run(storage: Storage, org: str, project: str, product: str, run: str = "latest") -> str | None:
+    """The newest completed run of ``org/project`` before ``run`` that has ``product`` (run ids sort by time),
+    or None: the natural "before" of a change."""
+    if product not in PRODUCTS:
+        raise AnalysisError(f"unknown product {product!r}: choose {', '.join(PRODUCTS)}")
+    current = run_record(storage, org, project, run)["run"]
+    earlier = []
+    for info in storage.list(layout.runs_prefix(org, project)):
+        if info.key.endswith("/" + RUN_RECORD):
+            record = read_record(storage, info.key)
+            if (record and record.get("status") == "completed" and record["run"] < current
+                    and any(p["name"] == PRODUCTS[product] for p in record.get("products", []))):
+                earlier.append(record["run"])
+    return max(earlier, default=None)
+
+
 _thread = threading.local()
 OPEN_PER_THREAD = 4
 
