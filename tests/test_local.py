@@ -12,8 +12,9 @@ import psutil
 import pytest
 
 from workbench.errors import LocalS3Error
-from workbench.local import LOOPBACK, LocalS3, live_leases, local_s3, running_state, stop_server
+from workbench.local import LOOPBACK, LocalS3, leave, live_leases, local_s3, running_state, stop_server
 from workbench.storage import Storage
+from workbench.watchdog import GRACE, add_lease, group_alive, locked, release_lease
 
 
 def test_every_listening_port_is_on_loopback(s3_server: LocalS3) -> None:
@@ -101,6 +102,35 @@ def test_one_shared_server_per_folder_lives_while_someone_uses_it(tmp_path: Path
         for process in (first, second):
             if process.poll() is None:
                 process.kill()
+        stop_server(folder)
+
+
+def test_the_watchdog_never_stops_a_server_that_a_new_user_is_joining(tmp_path: Path) -> None:
+    """Notebook N's kernel ends as notebook N+1's opens its session: the watchdog's grace ran out while the newcomer,
+    holding the folder's lock, checked the server it had found running; it stopped it under the newcomer (Run All
+    of the next notebook then failed with 'the embedded S3 ... does not answer')."""
+    folder = tmp_path / "user-s3"
+    code = ("from workbench.local import shared_server; import sys, time; s, started = shared_server(sys.argv[1]); "
+            "print(s.endpoint, started, flush=True); time.sleep(600)")
+    first = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().split()[1] == "True"
+        state = running_state(folder)
+        assert state is not None
+        with locked(folder):  # what shared_server holds while it checks the running server and takes its lease
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            time.sleep(GRACE + 3)  # the last user is gone for longer than the grace
+            assert group_alive(int(state["pid"])), "the watchdog stopped the server while a new user was joining it"
+            add_lease(folder)
+        time.sleep(GRACE + 1)
+        assert running_state(folder) is not None  # joined: it runs for the new user
+        assert leave(folder) == []
+        assert not group_alive(int(state["pid"]))
+    finally:
+        if first.poll() is None:
+            first.kill()
+        release_lease(folder)
         stop_server(folder)
 
 

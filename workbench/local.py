@@ -32,7 +32,7 @@ from workbench.config import Secret, Settings
 from workbench.errors import LocalS3Error, StorageError
 from workbench.policy.cors import allow_reads_from_any_origin
 from workbench.storage import Storage
-from workbench.watchdog import STATE_FILE, add_lease, group_alive, live_leases, release_lease, stop_group
+from workbench.watchdog import STATE_FILE, add_lease, group_alive, live_leases, locked, release_lease, stop_group
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_BUCKET = "workbench"
@@ -309,16 +309,11 @@ def running_state(data_dir: Path) -> dict[str, object] | None:
 
 @contextlib.contextmanager
 def _locked(data_dir: Path) -> Iterator[None]:
-    import fcntl
-
+    """The folder's lock (created with the folder when missing): see :func:`workbench.watchdog.locked`."""
     if not data_dir.exists():
         data_dir.mkdir(parents=True, mode=0o700)
-    with open(data_dir / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locked(data_dir):
+        yield
 
 
 def shared_server(data_dir: str | os.PathLike[str] | None = None, bucket: str = DEFAULT_BUCKET,
@@ -335,12 +330,13 @@ def shared_server(data_dir: str | os.PathLike[str] | None = None, bucket: str = 
             access_key, secret_key = _load_or_create_credentials(folder)
             settings = Settings(profile="local", endpoint=str(state["endpoint"]), bucket=str(state["bucket"]),
                                 access_key=access_key, secret_key=Secret(secret_key), path_style=True)
+            add_lease(folder)
             try:
                 Storage(settings).ensure_bucket()
             except StorageError as exc:
+                release_lease(folder)
                 raise LocalS3Error(f"the embedded S3 of {folder} does not answer ({exc}); stop it with "
                                    f"`workbench s3 stop --data {folder}`") from None
-            add_lease(folder)
             return settings, False
         server = LocalS3(data_dir=folder, bucket=bucket, s3_port=port)
         return server.start(), True
@@ -364,8 +360,9 @@ def leave(data_dir: str | os.PathLike[str] | None = None) -> list[int]:
     Returns the pids still using it (the server keeps running for them).
     """
     folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
-    release_lease(folder)
-    others = live_leases(folder)
-    if not others:
-        stop_server(folder)
+    with locked(folder):
+        release_lease(folder)
+        others = live_leases(folder)
+        if not others:
+            stop_server(folder)
     return others

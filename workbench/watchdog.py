@@ -7,6 +7,9 @@ in ``DATA_DIR/leases`` (one file per process using the server, named by its pid,
 time); when none has been held by a running process for :data:`GRACE` seconds (the last user ended,
 however: SIGKILL included), it stops the server's process group and, with ``--remove``, deletes the
 (temporary) data folder. It also ends when the server ended by itself or was stopped.
+
+Joining a running server, leaving it and stopping it happen under the folder's lock (:func:`locked`), so
+the watchdog never stops a server that a starting notebook has just found running and is about to use.
 """
 
 from __future__ import annotations
@@ -17,12 +20,27 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 STATE_FILE = "server.json"
 LEASES = "leases"
+LOCK_FILE = ".lock"
 GRACE = 3.0
 INTERVAL = 0.5
+
+
+@contextlib.contextmanager
+def locked(data_dir: Path) -> Iterator[None]:
+    """Hold the lock of the server's folder (an ``flock`` on ``DATA_DIR/.lock``); a folder already gone needs none."""
+    import fcntl
+
+    if not data_dir.is_dir():
+        yield
+        return
+    with open(data_dir / LOCK_FILE, "a") as handle:  # closing the file releases the lock
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def stop_group(pid: int, timeout: float) -> None:
@@ -96,14 +114,24 @@ def watch(data_dir: Path, server_pid: int, remove: bool, grace: float = GRACE) -
         elif unused_since is None:
             unused_since = time.monotonic()
         elif time.monotonic() - unused_since >= grace:
-            stop_group(server_pid, timeout=10.0)
-            break
+            with locked(data_dir):  # a process that found the server running holds its lease before it lets go
+                if not live_leases(data_dir):
+                    stop_group(server_pid, timeout=10.0)
+                    _forget(data_dir, server_pid)
+                    break
+            unused_since = None
         time.sleep(INTERVAL)
+    with locked(data_dir):
+        _forget(data_dir, server_pid)
+    if remove:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _forget(data_dir: Path, server_pid: int) -> None:
+    """Remove ``server.json`` if it still describes the server of ``server_pid``."""
     state = data_dir / STATE_FILE
     if state.is_file() and f'"pid": {server_pid},' in state.read_text():
         state.unlink(missing_ok=True)
-    if remove:
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:
