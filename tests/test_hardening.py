@@ -259,7 +259,7 @@ def test_ctrl_c_stops_an_upload_and_the_next_run_finishes_it(config_file: Path, 
     assert again.returncode == 0 and f"{120 - stored} uploaded" in again.stdout and f"{stored} skipped" in again.stdout
 
 
-def test_an_endpoint_that_never_answers_fails_with_one_line(tmp_path: Path) -> None:
+def test_an_endpoint_that_never_answers_or_refuses_fails_with_one_line(tmp_path: Path) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)  # accepts connections, never answers
@@ -268,9 +268,23 @@ def test_an_endpoint_that_never_answers_fails_with_one_line(tmp_path: Path) -> N
                     env={"WORKBENCH_CONFIG": "", "WORKBENCH_PROFILE": "minio", "WORKBENCH_BUCKET": "b",
                          "WORKBENCH_ENDPOINT": f"http://127.0.0.1:{listener.getsockname()[1]}",
                          "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
+        refused = _cli("--timeout", "6", "ls", "projects/", timeout=120,
+                       env={"WORKBENCH_CONFIG": "", "WORKBENCH_PROFILE": "minio", "WORKBENCH_BUCKET": "b",
+                            "WORKBENCH_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
+                            "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
     finally:
         listener.close()
-    assert done.returncode == 1 and "cannot reach the object store" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "cannot reach the object store" in done.stderr and "no answer within about 6 s" in done.stderr
+    # a port nobody listens on is said to refuse, not to be slow
+    assert refused.returncode == 1 and "connection refused or closed" in refused.stderr, refused.stderr
+    assert "no answer within" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_a_node_behind_a_proxy_that_answers_502_is_polled_again(storage: Storage, tmp_path: Path, dask_client) -> None:

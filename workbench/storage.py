@@ -89,10 +89,12 @@ def translate_error(exc: Exception, settings: Settings, what: str) -> StorageErr
     where = settings.endpoint or f"AWS S3 ({settings.region})"
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return CredentialsError(f"{what}: no credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)")
-    if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-                        botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):
+    if isinstance(exc, (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError)):
         return EndpointError(f"{what}: cannot reach the object store at {where} (no answer within about "
                              f"{settings.timeout} s; WORKBENCH_TIMEOUT or --timeout changes that)")
+    if isinstance(exc, (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError)):
+        return EndpointError(f"{what}: cannot reach the object store at {where} (connection refused or closed: "
+                             "check the address, and that the server runs)")
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
