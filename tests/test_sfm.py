@@ -322,3 +322,45 @@ def test_ctrl_c_stops_the_reconstruction_and_marks_the_run_canceled(config_file:
     [record] = [read_record(storage, info.key) for info in storage.list(layout.runs_prefix("org", "ctrlc"))
                 if info.key.endswith("run.json")]
     assert record["status"] == "canceled" and read_record(storage, layout.latest_key("org", "ctrlc")) is None
+
+
+_SIGTERM_AFTER_PYCOLMAP = """
+import os, signal, sys, threading, time
+from workbench.engines.colmap import load_pycolmap
+if sys.argv[1] == "handler":  # a Python handler set before the import still runs after it
+    signal.signal(signal.SIGTERM, lambda *_: (print("handled", flush=True), os._exit(7)))
+if sys.argv[1] == "thread":  # Dask imports it in a worker thread
+    worker = threading.Thread(target=load_pycolmap)
+    worker.start()
+    worker.join()
+else:
+    load_pycolmap()
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(5)
+"""
+
+
+@pytest.mark.parametrize("how", ["main", "thread", "handler"])
+def test_sigterm_after_pycolmap_ends_the_process_without_a_crash_report(how: str) -> None:
+    """pycolmap's glog handler caught SIGTERM (Dask stopping a worker, Jupyter a kernel) and printed '*** Aborted at'
+    with a stack trace after 'workbench: interrupted'."""
+    import signal
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _SIGTERM_AFTER_PYCOLMAP, how], capture_output=True, text=True, timeout=120)
+    assert "Aborted" not in done.stderr and "SIGTERM" not in done.stderr, done.stderr
+    if how == "handler":
+        assert done.returncode == 7 and done.stdout.strip() == "handled"
+    else:
+        assert done.returncode == -signal.SIGTERM
+
+
+def test_pycolmap_is_imported_only_through_load_pycolmap() -> None:
+    """A plain `import pycolmap` anywhere in the package would bring the SIGTERM crash report back."""
+    import re
+
+    package = Path(__file__).resolve().parents[1] / "workbench"
+    direct = [str(path.relative_to(package)) for path in package.rglob("*.py")
+              if path.name != "colmap.py" and re.search(r"^\s*(import pycolmap|from pycolmap)", path.read_text(), re.M)]
+    assert direct == []

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from workbench.config import Settings
+from workbench.engines.colmap import load_pycolmap
 from workbench.engines.reconstruction import reduce_image
 from workbench.engines.seams import RenderingFeatures, rendering_features
 from workbench.engines.surface import Surface
@@ -58,7 +59,7 @@ class Rendering:
 
 
 def _camera(spec: dict[str, Any]) -> Any:
-    import pycolmap
+    pycolmap = load_pycolmap()
 
     return pycolmap.Camera(model=spec["model"], width=spec["width"], height=spec["height"], params=spec["params"])
 

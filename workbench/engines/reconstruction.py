@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from workbench.config import Settings
+from workbench.engines.colmap import load_pycolmap
 from workbench.engines.runs import EngineError, reasons_summary
 from workbench.imagery.metadata import ImageMetadata
 from workbench.storage import Storage, shared_storage
@@ -113,7 +114,7 @@ def reduce_image(data: bytes, max_size: int) -> np.ndarray:
 
 
 def _extractor(max_features: int) -> Any:
-    import pycolmap
+    pycolmap = load_pycolmap()
 
     pycolmap.logging.minloglevel = 2
     options = pycolmap.FeatureExtractionOptions()
@@ -143,7 +144,7 @@ def image_features(settings: Settings, job: FeatureJob) -> ImageFeatures:
 
 def cancellable(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a long pycolmap call in a thread with a cancellation token; Ctrl+C cancels it and waits for it."""
-    import pycolmap
+    pycolmap = load_pycolmap()
 
     token = pycolmap.CancellationToken()
     outcome: dict[str, Any] = {}
@@ -196,7 +197,7 @@ def _camera_params(meta: ImageMetadata, width: int, height: int) -> tuple[str, b
 
 def _verified_partners(database: Path) -> Counter[str]:
     """How many images each image (by name) has verified matches with."""
-    import pycolmap
+    pycolmap = load_pycolmap()
 
     partners: Counter[str] = Counter()
     with pycolmap.Database.open(database) as db:
@@ -213,7 +214,7 @@ def _verified_partners(database: Path) -> Counter[str]:
 def reconstruct(storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], workdir: Path,
                 client: Any, progress: bool) -> Reconstruction:
     """Solve the cameras of ``inputs`` (manifest rows) and their sparse points, georeferenced (module docstring)."""
-    import pycolmap
+    pycolmap = load_pycolmap()
 
     from workbench.cluster import ensure_client, map_completed
     from workbench.progress import bar
@@ -329,7 +330,7 @@ def _georeference(model: Any, usable: list[str], names: dict[str, str], local: d
                   origin: np.ndarray, skipped: list[dict[str, str]], report: dict[str, Any],
                   stated: dict[str, float | None]) -> Reconstruction:
     """Fit the model to the GPS positions (:func:`fit_similarity`), transform it, and collect the solution."""
-    import pycolmap
+    pycolmap = load_pycolmap()
 
     by_name = {image.name: image for image in model.images.values() if image.has_pose}
     solved = [k for k in usable if names[k] in by_name]
@@ -391,7 +392,7 @@ def settle_flat_depth(model: Any, stated: dict[str, float | None], keys: dict[st
     above ground, the model's depth is rescaled to those heights about the cameras, the focal length and radial
     distortion (SIMPLE_RADIAL) with it, and the model is bundle-adjusted again with the focal length held.
     ``keys``: image name -> key. In place; returns what was done, for the report."""
-    import pycolmap
+    pycolmap = load_pycolmap()
 
     images = [image for image in model.images.values() if image.has_pose]
     heights = [(image.projection_center()[2], stated[keys[image.name]]) for image in images if stated.get(keys[image.name])]

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench.engines.colmap import load_pycolmap
+
 METHOD = "SIFT features of overlapping renderings matched on the mosaic grid (median distance, RANSAC similarity)"
 FEATURE_SIZE = 800  # renderings are reduced until their longer side fits this many pixels
 MAX_FEATURES = 1500
@@ -82,7 +84,7 @@ def _extractor() -> Any:
     """A SIFT extractor for one rendering (a new one per call: they are not shared between threads, and the
     buffers go when it does). Native scale (no upsampled first octave): 46 MiB and 0.19 s for 800 x 600 px,
     against 140 MiB kept and 0.5 s with COLMAP's default."""
-    import pycolmap
+    pycolmap = load_pycolmap()
 
     pycolmap.logging.minloglevel = 2  # no per-call INFO lines on stderr
     options = pycolmap.FeatureExtractionOptions()

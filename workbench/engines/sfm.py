@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from workbench.engines.cog import write_cog, write_rgba
+from workbench.engines.colmap import load_pycolmap
 from workbench.engines.orthorectify import FeatheredMosaic, RenderJob, grid_window, ground_extent, render
 from workbench.engines.quicklook import DEFAULT_MAX_SIZE, MAX_PIXELS
 from workbench.engines.reconstruction import Reconstruction, gsd, reconstruct
@@ -78,11 +79,11 @@ class SfmEngine:
 
     def versions(self) -> dict[str, str]:
         """The libraries the products depend on."""
-        import pycolmap
         import rasterio
 
         import workbench
 
+        pycolmap = load_pycolmap()
         return {"workbench": workbench.__version__, "pycolmap": pycolmap.__version__, "gdal": rasterio.__gdal_version__}
 
     def process(self, storage: Storage, inputs: list[dict[str, Any]], options: dict[str, Any], workdir: Path,
