@@ -26,3 +26,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ["XDG_DATA_HOME"] = before
     else:
         os.environ.pop("XDG_DATA_HOME", None)
+
+
+_LAB_TEST = "test_run_all_in_jupyterlab_under_a_base_url_offline_then_kill_the_kernels"
+_LAB_NOTEBOOKS = ("01_", "02_", "03_", "04_")  # the notebooks with maps: that test runs them (Run All, in JupyterLab)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Notebooks 01-04 run once, not twice: where the JupyterLab test is collected and can run (Debian's chromium
+    and Playwright present), it runs them with Run All in a real JupyterLab and fails on any error output, so nbmake
+    skips them (with that reason); everywhere else nbmake runs them."""
+    import importlib.util
+
+    lab_runs_them = (os.path.exists("/usr/bin/chromium") and importlib.util.find_spec("playwright") is not None
+                     and any(item.name == _LAB_TEST for item in items))
+    if not lab_runs_them:
+        return
+    skip = pytest.mark.skip(reason=f"run with Run All in JupyterLab by tests/test_jupyterlab.py::{_LAB_TEST}")
+    for item in items:
+        if item.path.suffix == ".ipynb" and item.path.name.startswith(_LAB_NOTEBOOKS):
+            item.add_marker(skip)
