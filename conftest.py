@@ -38,7 +38,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skips them (with that reason); everywhere else nbmake runs them."""
     import importlib.util
 
-    lab_runs_them = (os.path.exists("/usr/bin/chromium") and importlib.util.find_spec("playwright") is not None
+    from tests.jupyterlab import CHROMIUM
+
+    lab_runs_them = (os.path.exists(CHROMIUM) and importlib.util.find_spec("playwright") is not None
                      and any(item.name == _LAB_TEST for item in items))
     if not lab_runs_them:
         return

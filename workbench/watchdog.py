@@ -117,21 +117,15 @@ def watch(data_dir: Path, server_pid: int, remove: bool, grace: float = GRACE) -
             with locked(data_dir):  # a process that found the server running holds its lease before it lets go
                 if not live_leases(data_dir):
                     stop_group(server_pid, timeout=10.0)
-                    _forget(data_dir, server_pid)
                     break
             unused_since = None
         time.sleep(INTERVAL)
-    with locked(data_dir):
-        _forget(data_dir, server_pid)
+    with locked(data_dir):  # a server started since then wrote its own state: only this server's is removed
+        state = data_dir / STATE_FILE
+        if state.is_file() and f'"pid": {server_pid},' in state.read_text():
+            state.unlink(missing_ok=True)
     if remove:
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _forget(data_dir: Path, server_pid: int) -> None:
-    """Remove ``server.json`` if it still describes the server of ``server_pid``."""
-    state = data_dir / STATE_FILE
-    if state.is_file() and f'"pid": {server_pid},' in state.read_text():
-        state.unlink(missing_ok=True)
 
 
 def main() -> None:
