@@ -324,6 +324,32 @@ def test_ctrl_c_stops_the_reconstruction_and_marks_the_run_canceled(config_file:
     assert record["status"] == "canceled" and read_record(storage, layout.latest_key("org", "ctrlc")) is None
 
 
+
+@pytest.mark.parametrize("token", [False, True])
+def test_ctrl_c_reaches_the_caller_during_a_long_call_in_a_thread(token: bool) -> None:
+    """``in_thread``: SIGINT raises KeyboardInterrupt in the caller while the call runs (settle_flat_depth's bundle
+    adjustment takes no cancellation token: it is left to end by itself); with ``cancel``, that is called first and
+    the call waited for (the matcher and the mapper)."""
+    import os
+    import signal
+    import threading
+
+    from workbench.engines.reconstruction import in_thread
+
+    release, ended = threading.Event(), threading.Event()
+
+    def long_call() -> None:  # stands in for C++ work that never returns to Python in this thread
+        release.wait(60)
+        ended.set()
+
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            in_thread(long_call, cancel=release.set if token else None)
+        assert ended.is_set() == token, "without a token the caller must not wait; with one, the call must end first"
+    finally:
+        release.set()
+
 _SIGTERM_AFTER_PYCOLMAP = """
 import os, signal, sys, threading, time
 from workbench.engines.colmap import load_pycolmap

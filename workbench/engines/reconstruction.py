@@ -18,7 +18,8 @@ Stages (method after COLMAP's and OpenSfM's documentation; the code is the workb
    workbench's own (Umeyama's method): COLMAP's estimator refuses coplanar positions, i.e. any flight whose
    GPS altitude does not vary. Cameras in a single line are turned about it to look down.
 
-Every long pycolmap call runs in a thread with a cancellation token, so Ctrl+C stops it within moments.
+Every long pycolmap call runs in a thread (:func:`in_thread`), with a cancellation token where it takes one,
+so Ctrl+C stops the work within moments.
 Images that do not register are listed with the reason (no verified matches, a separate model, ...).
 """
 
@@ -142,31 +143,46 @@ def image_features(settings: Settings, job: FeatureJob) -> ImageFeatures:
                          np.asarray(descriptors.data, dtype=np.uint8).reshape(-1, 128), out.getvalue())
 
 
-def cancellable(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a long pycolmap call in a thread with a cancellation token; Ctrl+C cancels it and waits for it."""
-    pycolmap = load_pycolmap()
-
-    token = pycolmap.CancellationToken()
+def in_thread(function: Callable[..., Any], *args: Any, cancel: Callable[[], None] | None = None,
+              **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` in a thread, so that Ctrl+C reaches this one at once (a long C++ call in this
+    thread would hold it until the call ends): ``cancel`` (if given) is called and the call waited for; without
+    it the call ends by itself, its result dropped (its arguments stay referenced by the thread until then)."""
     outcome: dict[str, Any] = {}
+    done = threading.Event()  # not Thread.join: on Python 3.11 a join interrupted by Ctrl+C marks the thread
+    # stopped, and every later join returns at once (the cancelled call was not waited for)
 
     def target() -> None:
         try:
-            outcome["value"] = function(*args, cancellation_token=token, **kwargs)
+            outcome["value"] = function(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 -- handed to the caller's thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
+    threading.Thread(target=target, daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not done.wait(0.2):
+            pass
     except KeyboardInterrupt:
-        token.cancel()
-        worker.join(60)
+        if cancel is not None:
+            cancel()
+            done.wait(60)
         raise
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+def cancellable(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a long pycolmap call that takes a cancellation token in a thread; Ctrl+C cancels it and waits for it."""
+    token = load_pycolmap().CancellationToken()
+    return in_thread(function, *args, cancel=token.cancel, cancellation_token=token, **kwargs)
+
+
+def _solve(adjuster: Any, model: Any) -> None:
+    """Run ``adjuster`` (a pycolmap bundle adjuster of ``model``); ``model`` is passed to keep it alive meanwhile."""
+    adjuster.solve()
 
 
 def _positions(metas: list[ImageMetadata]) -> tuple[np.ndarray, Any, str]:
@@ -418,7 +434,8 @@ def settle_flat_depth(model: Any, stated: dict[str, float | None], keys: dict[st
     for image in images:
         config.add_image(image.image_id)
     config.fix_gauge(pycolmap.BundleAdjustmentGauge.THREE_POINTS)
-    pycolmap.create_default_bundle_adjuster(adjust, config, model).solve()  # (bundle_adjustment() logs to stderr)
+    # (bundle_adjustment() logs to stderr); no cancellation token: Ctrl+C leaves it to end by itself (seconds)
+    in_thread(_solve, pycolmap.create_default_bundle_adjuster(adjust, config, model), model)
     return {"settled": True, "relief_m": round(relief, 2), "height_ratio": round(ratio, 3),
             "note": "flat ground: depth and focal length rescaled to the images' stated height above ground, "
                     "then bundle-adjusted again with the focal length held"}
