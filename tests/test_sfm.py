@@ -324,7 +324,6 @@ def test_ctrl_c_stops_the_reconstruction_and_marks_the_run_canceled(config_file:
     assert record["status"] == "canceled" and read_record(storage, layout.latest_key("org", "ctrlc")) is None
 
 
-
 @pytest.mark.parametrize("token", [False, True])
 def test_ctrl_c_reaches_the_caller_during_a_long_call_in_a_thread(token: bool) -> None:
     """``in_thread``: SIGINT raises KeyboardInterrupt in the caller while the call runs (settle_flat_depth's bundle
@@ -349,6 +348,7 @@ def test_ctrl_c_reaches_the_caller_during_a_long_call_in_a_thread(token: bool) -
         assert ended.is_set() == token, "without a token the caller must not wait; with one, the call must end first"
     finally:
         release.set()
+
 
 _SIGTERM_AFTER_PYCOLMAP = """
 import os, signal, sys, threading, time

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -122,8 +123,9 @@ def watch(data_dir: Path, server_pid: int, remove: bool, grace: float = GRACE) -
         time.sleep(INTERVAL)
     with locked(data_dir):  # a server started since then wrote its own state: only this server's is removed
         state = data_dir / STATE_FILE
-        if state.is_file() and f'"pid": {server_pid},' in state.read_text():
-            state.unlink(missing_ok=True)
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(state.read_text()).get("pid") == server_pid:
+                state.unlink()
     if remove:
         shutil.rmtree(data_dir, ignore_errors=True)
 
