@@ -614,18 +614,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
 
 
-def entry() -> None:
-    """The ``workbench`` command: :func:`main`, then exit with its code. After Ctrl+C the process ends without
-    running native libraries' exit-time destructors: pycolmap's cancelled matcher still unwinds in its own threads
-    and crashed under them, printing glog's '*** Aborted at ...' after 'workbench: interrupted'. By then every
-    cluster, server lease and temporary folder of the command has been closed by its own ``finally``."""
-    code = main()
-    if code == EXIT_INTERRUPTED:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
-
-
 if __name__ == "__main__":
-    entry()
+    sys.exit(main())

@@ -18,8 +18,8 @@ Stages (method after COLMAP's and OpenSfM's documentation; the code is the workb
    workbench's own (Umeyama's method): COLMAP's estimator refuses coplanar positions, i.e. any flight whose
    GPS altitude does not vary. Cameras in a single line are turned about it to look down.
 
-Every long pycolmap call runs in a thread (:func:`in_thread`), with a cancellation token where it takes one,
-so Ctrl+C stops the work within moments.
+Every long pycolmap call that takes a cancellation token runs in a thread (:func:`cancellable`), so Ctrl+C
+stops it within moments.
 Images that do not register are listed with the reason (no verified matches, a separate model, ...).
 """
 
@@ -143,11 +143,10 @@ def image_features(settings: Settings, job: FeatureJob) -> ImageFeatures:
                          np.asarray(descriptors.data, dtype=np.uint8).reshape(-1, 128), out.getvalue())
 
 
-def in_thread(function: Callable[..., Any], *args: Any, cancel: Callable[[], None] | None = None,
-              **kwargs: Any) -> Any:
+def in_thread(function: Callable[..., Any], *args: Any, cancel: Callable[[], None], **kwargs: Any) -> Any:
     """``function(*args, **kwargs)`` in a thread, so that Ctrl+C reaches this one at once (a long C++ call in this
-    thread would hold it until the call ends): ``cancel`` (if given) is called and the call waited for; without
-    it the call ends by itself, its result dropped (its arguments stay referenced by the thread until then)."""
+    thread would hold it until the call ends); on Ctrl+C ``cancel`` is called and the call waited for (up to a
+    minute), so nothing of it still runs while the process exits."""
     outcome: dict[str, Any] = {}
     done = threading.Event()  # not Thread.join: on Python 3.11 a join interrupted by Ctrl+C marks the thread
     # stopped, and every later join returns at once (the cancelled call was not waited for)
@@ -165,9 +164,8 @@ def in_thread(function: Callable[..., Any], *args: Any, cancel: Callable[[], Non
         while not done.wait(0.2):
             pass
     except KeyboardInterrupt:
-        if cancel is not None:
-            cancel()
-            done.wait(60)
+        cancel()
+        done.wait(60)
         raise
     if "error" in outcome:
         raise outcome["error"]
@@ -178,11 +176,6 @@ def cancellable(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a long pycolmap call that takes a cancellation token in a thread; Ctrl+C cancels it and waits for it."""
     token = load_pycolmap().CancellationToken()
     return in_thread(function, *args, cancel=token.cancel, cancellation_token=token, **kwargs)
-
-
-def _solve(adjuster: Any, model: Any) -> None:
-    """Run ``adjuster`` (a pycolmap bundle adjuster of ``model``); ``model`` is passed to keep it alive meanwhile."""
-    adjuster.solve()
 
 
 def _positions(metas: list[ImageMetadata]) -> tuple[np.ndarray, Any, str]:
@@ -434,8 +427,8 @@ def settle_flat_depth(model: Any, stated: dict[str, float | None], keys: dict[st
     for image in images:
         config.add_image(image.image_id)
     config.fix_gauge(pycolmap.BundleAdjustmentGauge.THREE_POINTS)
-    # (bundle_adjustment() logs to stderr); no cancellation token: Ctrl+C leaves it to end by itself (seconds)
-    in_thread(_solve, pycolmap.create_default_bundle_adjuster(adjust, config, model), model)
+    # (bundle_adjustment() logs to stderr); pycolmap cannot cancel it: Ctrl+C takes effect when it ends (seconds)
+    pycolmap.create_default_bundle_adjuster(adjust, config, model).solve()
     return {"settled": True, "relief_m": round(relief, 2), "height_ratio": round(ratio, 3),
             "note": "flat ground: depth and focal length rescaled to the images' stated height above ground, "
                     "then bundle-adjusted again with the focal length held"}
