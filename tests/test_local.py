@@ -11,8 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from workbench import local
 from workbench.errors import LocalS3Error
-from workbench.local import LOOPBACK, LocalS3, leave, live_leases, local_s3, running_state, stop_server
+from workbench.local import LOOPBACK, LocalS3, free_ports, leave, live_leases, local_s3, running_state, stop_server
 from workbench.storage import Storage
 from workbench.watchdog import GRACE, add_lease, group_alive, locked, release_lease
 
@@ -160,3 +161,36 @@ def test_the_embedded_s3_takes_writes_beyond_seventy_volumes(tmp_path: Path) -> 
         assert Storage(settings.with_(bucket="many-079")).get_bytes("projects/o/p/raw/f/x.txt") == b"x"
     finally:
         server.stop()
+
+
+class _ScriptedSocket:
+    """A socket whose ephemeral ports come from a script (binding a given port always works)."""
+
+    script: list[int] = []
+
+    def __init__(self) -> None:
+        self.port = 0
+
+    def bind(self, address: tuple[str, int]) -> None:
+        self.port = address[1] or self.script.pop(0)
+
+    def getsockname(self) -> tuple[str, int]:
+        return LOOPBACK, self.port
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "_ScriptedSocket":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_no_port_is_the_grpc_port_of_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """weed mini refused to start when the OS happened to hand out p and p + 10000 ('reserved for gRPC calculation')."""
+    monkeypatch.setattr(local.socket, "socket", _ScriptedSocket)
+    _ScriptedSocket.script = [33439, 43439, 20001, 20002]
+    assert free_ports(3) == [33439, 20001, 20002]
+    _ScriptedSocket.script = [43439, 23439, 33439, 20001]  # the companion of the fixed port, the port it is the companion of
+    assert free_ports(1, fixed=(33439,)) == [20001]

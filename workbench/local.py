@@ -40,6 +40,7 @@ CREDENTIALS_FILE = "credentials.json"
 
 _PROBE_KEY = "workbench-readiness-probe"
 _PORT_NAMES = ("s3", "master", "volume", "filer", "admin")
+GRPC_OFFSET = 10000  # weed's gRPC port for a service on port p is p + 10000
 
 
 def weed_binary() -> str:
@@ -53,8 +54,10 @@ def weed_binary() -> str:
     return found
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1 whose gRPC companion (port + 10000) is free too."""
+def free_ports(count: int, fixed: tuple[int, ...] = ()) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 whose gRPC companion (port + 10000) is free too, none of
+    them the companion of another or of a ``fixed`` port (``weed mini`` refuses a port that is another's gRPC
+    port: "reserved for gRPC calculation")."""
     ports: list[int] = []
     held: list[socket.socket] = []
     try:
@@ -63,7 +66,9 @@ def free_ports(count: int) -> list[int]:
             sock.bind((LOOPBACK, 0))
             port = sock.getsockname()[1]
             held.append(sock)
-            if port + 10000 > 65535 or port in ports or not _is_free(port + 10000):
+            chosen = {*fixed, *ports}
+            if (port + GRPC_OFFSET > 65535 or port in chosen or port - GRPC_OFFSET in chosen
+                    or port + GRPC_OFFSET in chosen or not _is_free(port + GRPC_OFFSET)):
                 continue
             ports.append(port)
     finally:
@@ -142,9 +147,10 @@ class LocalS3:
         write_private(self.data_dir / "security.toml", "".join(
             f'[{section}]\nkey = "{secrets.token_urlsafe(32)}"\n' for section in
             ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")) + "[access]\nui = false\n")
-        ports = free_ports(len(_PORT_NAMES))
         if self._requested_s3_port:
-            ports[0] = self._requested_s3_port
+            ports = [self._requested_s3_port, *free_ports(len(_PORT_NAMES) - 1, fixed=(self._requested_s3_port,))]
+        else:
+            ports = free_ports(len(_PORT_NAMES))
         self.ports = dict(zip(_PORT_NAMES, ports))
         (self.data_dir / "store").mkdir(exist_ok=True)
         command = [
