@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -13,7 +14,19 @@ import pytest
 
 from workbench import local
 from workbench.errors import LocalS3Error
-from workbench.local import LOOPBACK, LocalS3, free_ports, leave, live_leases, local_s3, running_state, stop_server
+from workbench.local import (
+    LOOPBACK,
+    LocalS3,
+    free_ports,
+    leave,
+    live_leases,
+    local_s3,
+    register,
+    registered_ports,
+    running_state,
+    stop_server,
+    unregister,
+)
 from workbench.storage import Storage
 from workbench.watchdog import GRACE, add_lease, group_alive, locked, release_lease
 
@@ -194,3 +207,16 @@ def test_no_port_is_the_grpc_port_of_another(monkeypatch: pytest.MonkeyPatch) ->
     assert free_ports(3) == [33439, 20001, 20002]
     _ScriptedSocket.script = [43439, 23439, 33439, 20001]  # the companion of the fixed port, the port it is the companion of
     assert free_ports(1, fixed=(33439,)) == [20001]
+
+
+def test_stopping_an_old_server_leaves_the_port_to_the_new_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port freed by a killed server and taken by a new one: the old server's clean-up must not unlist the new
+    one (the Jupyter proxy then answered 404 for it: a blank map; seen with two test workers)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    old, new = 999_999_991, os.getpgid(0)  # a pid that has ended, and a live process group
+    register(45499, old)
+    register(45499, new)
+    unregister(45499, old)
+    assert registered_ports() == {45499}
+    unregister(45499, new)
+    assert registered_ports() == set()

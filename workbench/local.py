@@ -32,7 +32,7 @@ from workbench.config import Secret, Settings
 from workbench.errors import LocalS3Error, StorageError
 from workbench.policy.cors import allow_reads_from_any_origin
 from workbench.storage import Storage
-from workbench.watchdog import STATE_FILE, add_lease, group_alive, live_leases, locked, release_lease, stop_group
+from workbench.watchdog import STATE_FILE, add_lease, group_alive, live_leases, locked, release_lease, stop_group, write_private
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_BUCKET = "workbench"
@@ -84,15 +84,6 @@ def _is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600, atomically (a temporary file renamed), whatever was there."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
 
 
 def _load_or_create_credentials(data_dir: Path) -> tuple[str, str]:
@@ -235,7 +226,7 @@ class LocalS3:
         if process is not None:
             stop_group(process.pid, timeout)
             process.wait(5)
-            unregister(self.ports["s3"])
+            unregister(self.ports["s3"], process.pid)
         (self.data_dir / STATE_FILE).unlink(missing_ok=True)
         release_lease(self.data_dir)
         watchdog, self.watchdog = self.watchdog, None
@@ -274,12 +265,16 @@ def register(port: int, pid: int) -> None:
     """List an embedded S3 listening on ``port`` (its server's pid) for this user."""
     folder = registry_dir()
     folder.mkdir(mode=0o700, exist_ok=True)
-    (folder / str(port)).write_text(str(pid))
+    write_private(folder / str(port), str(pid))  # atomically: a reader never sees an empty entry and drops it
 
 
-def unregister(port: int) -> None:
-    """Remove ``port`` from this user's list of embedded S3 servers."""
-    (registry_dir() / str(port)).unlink(missing_ok=True)
+def unregister(port: int, pid: int) -> None:
+    """Remove ``port`` from this user's list of embedded S3 servers if it still names server ``pid`` (the port
+    may serve a newer server by now: stopping an old one must not hide the new one from the Jupyter proxy)."""
+    entry = registry_dir() / str(port)
+    with contextlib.suppress(OSError, ValueError):
+        if int(entry.read_text()) == pid:
+            entry.unlink(missing_ok=True)
 
 
 def registered_ports() -> set[int]:
@@ -287,8 +282,10 @@ def registered_ports() -> set[int]:
     folder = registry_dir()
     ports = set()
     for entry in folder.iterdir() if folder.is_dir() else []:
+        if not entry.name.isdigit():  # another process's entry being written (write_private's temporary file)
+            continue
         try:
-            alive = entry.name.isdigit() and group_alive(int(entry.read_text()))
+            alive = group_alive(int(entry.read_text()))
         except (OSError, ValueError):
             alive = False
         if alive:
@@ -355,7 +352,7 @@ def stop_server(data_dir: str | os.PathLike[str] | None = None, timeout: float =
     if state is None:
         return None
     stop_group(int(state["pid"]), timeout)
-    unregister(int(state["ports"]["s3"]))  # type: ignore[index]
+    unregister(int(state["ports"]["s3"]), int(state["pid"]))  # type: ignore[index]
     (folder / STATE_FILE).unlink(missing_ok=True)
     return state
 

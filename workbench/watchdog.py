@@ -81,12 +81,21 @@ def _identity(pid: int) -> str | None:
         return None
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, atomically (a temporary file renamed), whatever was there."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
 def add_lease(data_dir: Path, pid: int | None = None) -> None:
     """Register ``pid`` (default: this process) as a user of the server of ``data_dir``."""
     pid = pid or os.getpid()
     folder = data_dir / LEASES
     folder.mkdir(exist_ok=True, mode=0o700)
-    (folder / str(pid)).write_text(_identity(pid) or "")
+    write_private(folder / str(pid), _identity(pid) or "")  # atomically: a reader never sees an empty lease
 
 
 def release_lease(data_dir: Path, pid: int | None = None) -> None:
@@ -99,7 +108,9 @@ def live_leases(data_dir: Path) -> list[int]:
     folder = data_dir / LEASES
     alive = []
     for lease in folder.iterdir() if folder.is_dir() else []:
-        if lease.name.isdigit() and _identity(int(lease.name)) == lease.read_text().strip():
+        if not lease.name.isdigit():  # a lease being written (write_private's temporary file)
+            continue
+        if _identity(int(lease.name)) == lease.read_text().strip():
             alive.append(int(lease.name))
         else:
             lease.unlink(missing_ok=True)
