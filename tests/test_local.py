@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -213,10 +212,15 @@ def test_stopping_an_old_server_leaves_the_port_to_the_new_one(tmp_path: Path, m
     """A port freed by a killed server and taken by a new one: the old server's clean-up must not unlist the new
     one (the Jupyter proxy then answered 404 for it: a blank map; seen with two test workers)."""
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    old, new = 999_999_991, os.getpgid(0)  # a pid that has ended, and a live process group
-    register(45499, old)
-    register(45499, new)
-    unregister(45499, old)
-    assert registered_ports() == {45499}
-    unregister(45499, new)
-    assert registered_ports() == set()
+    server = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a live process group, as a server is
+    try:
+        old, new = 999_999_991, server.pid  # a pid that has ended, and the new server's
+        register(45499, old)
+        register(45499, new)
+        unregister(45499, old)
+        assert registered_ports() == {45499}
+        unregister(45499, new)
+        assert registered_ports() == set()
+    finally:
+        server.kill()
+        server.wait()
