@@ -1,4 +1,4 @@
-"""A TCP proxy on 127.0.0.1 that gives a loopback server a real network's latency and bandwidth (and counts bytes).
+"""A TCP proxy on 127.0.0.1 that gives a loopback server a real network's latency and bandwidth.
 
 Each request (client -> server chunk) is held for ``rtt`` seconds; each response byte stream is paced to
 ``mbps`` MB/s per connection. Crude, but it makes a local S3 behave like S3 seen from an EC2 instance in
@@ -20,8 +20,7 @@ class LinkEmulator:
     def __init__(self, target_port: int, rtt: float = 0.02, mbps: float | None = 50.0) -> None:
         self.target_port = target_port
         self.rtt = rtt
-        self.bytes_per_second = mbps * 1e6 if mbps else None  # None: no pacing (a plain, counting proxy)
-        self.received = 0  # bytes the server sent back, all connections together
+        self.bytes_per_second = mbps * 1e6 if mbps else None  # None: no pacing (a plain proxy)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -32,10 +31,8 @@ class LinkEmulator:
             while chunk := await reader.read(CHUNK):
                 if delay:
                     await asyncio.sleep(delay)
-                if paced:
-                    self.received += len(chunk)
-                    if self.bytes_per_second:
-                        await asyncio.sleep(len(chunk) / self.bytes_per_second)
+                if paced and self.bytes_per_second:
+                    await asyncio.sleep(len(chunk) / self.bytes_per_second)
                 writer.write(chunk)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
