@@ -86,6 +86,14 @@ def test_uuid7_encodes_time_and_sorts_by_it() -> None:
         layout.new_id(dt.datetime(2026, 1, 1))
 
 
+def test_a_seeded_uuid7_is_the_same_each_time_and_still_a_uuid7() -> None:
+    moment = dt.datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
+    seeded = {seed: layout.new_id(moment, seed=seed) for seed in ("survey a", "survey b", "")}
+    assert all(layout.new_id(moment, seed=seed) == value for seed, value in seeded.items())
+    assert len(set(seeded.values())) == 3 and len({layout.new_id(moment) for _ in range(2)}) == 2
+    assert all(layout.check_id(value) and layout.id_time(value) == moment for value in seeded.values())
+
+
 def test_flights_between_lists_a_time_window(storage: Storage) -> None:
     base = dt.datetime(2026, 4, 1, tzinfo=UTC)
     flights = [layout.new_id(base + dt.timedelta(days=d)) for d in range(10)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import os
 import re
 import uuid
@@ -93,10 +94,11 @@ def check_prefix(prefix: str) -> str:
 # --- UUIDv7 ------------------------------------------------------------------------------------
 
 
-def new_id(at: dt.datetime | None = None) -> str:
-    """Return a new UUIDv7 (RFC 9562) as text; ``at`` fixes its timestamp (default: now)."""
+def new_id(at: dt.datetime | None = None, seed: str | None = None) -> str:
+    """Return a new UUIDv7 (RFC 9562) as text; ``at`` fixes its timestamp (default: now); ``seed`` fixes its
+    random bits (the same ``at`` and ``seed`` give the same id: what is made again lands on the same keys)."""
     millis = _millis(at or dt.datetime.now(dt.timezone.utc))
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:10] if seed is not None else os.urandom(10), "big")
     value = (millis << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
     return str(uuid.UUID(int=value))
 
