@@ -58,11 +58,30 @@ def test_persistent_folder_keeps_objects_and_credentials(tmp_path: Path) -> None
         assert Storage(second).get_bytes("projects/o/p/kept.txt") == b"still here"
 
 
+def test_a_relative_folder_is_the_one_under_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the server runs in its folder: a relative path must not be taken from there
+    with local_s3(data_dir="s3") as settings:
+        Storage(settings).put_bytes("projects/o/p/kept.txt", b"here")
+    with local_s3(data_dir=tmp_path / "s3") as again:
+        assert again.access_key == settings.access_key and Storage(again).get_bytes("projects/o/p/kept.txt") == b"here"
+
+
 def test_a_busy_port_is_a_clear_error(s3_server: LocalS3, tmp_path: Path) -> None:
     server = LocalS3(data_dir=tmp_path / "busy", s3_port=s3_server.ports["s3"])
     with pytest.raises(LocalS3Error):
         server.start(timeout=20)
     assert server.process is None
+
+
+def test_a_server_that_exits_is_reported_by_its_fatal_line_not_its_stack_trace() -> None:
+    log = ("  S3           starting\n"  # what weed mini 4.x wrote when it could not read its S3 config
+           "W1202 14:09:12.126831 auth_credentials.go:634 fail to read s3/s3.json : open s3/s3.json: no such file\n"
+           "F1202 14:09:12.126856 auth_credentials.go:376 fail to load config file s3/s3.json: no such file\n"
+           "goroutine 357 [running]:\n\tgithub.com/seaweedfs/seaweedfs/weed/command/mini.go:1473 +0x1e5\n")
+    assert local.exit_reason(log) == "fail to load config file s3/s3.json: no such file"
+    assert local.exit_reason("x\npanic: runtime error: index out of range\n\tmain.go:3\n") == "runtime error: index out of range"
+    assert local.exit_reason("Port allocation failed: reserved for gRPC calculation\n") == "Port allocation failed: reserved for gRPC calculation"
+    assert local.exit_reason("") == "(no output)"
 
 
 def _start_in_child(code: str) -> tuple[subprocess.Popen[str], list[str]]:

@@ -21,7 +21,7 @@ from workbench.cluster import quiet_shutdown
 from workbench.config import load_settings
 from workbench.costs.commands import add_commands as add_cost_commands
 from workbench.errors import WorkbenchError
-from workbench.local import default_data_dir, leave, live_leases, running_state, shared_server, stop_server, write_private
+from workbench.local import data_folder, leave, live_leases, running_state, shared_server, stop_server, write_private
 from workbench.presign import Presigner
 from workbench.redact import redact
 from workbench.storage import Storage
@@ -49,7 +49,7 @@ def _human(size: float) -> str:
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    return Path(args.data).expanduser() if args.data else default_data_dir()
+    return data_folder(args.data)
 
 
 def cmd_s3_serve(args: argparse.Namespace) -> int:

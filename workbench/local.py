@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -97,13 +98,24 @@ def _load_or_create_credentials(data_dir: Path) -> tuple[str, str]:
     return access_key, secret_key
 
 
+_FATAL = re.compile(r"^(?:F\d{4} [\d:.]+\s+(?:\d+\s+)?\S+:\d+\]?\s|panic: )(.*)$")  # glog fatal lines, Go panics
+
+
+def exit_reason(log: str) -> str:
+    """The line of a SeaweedFS log that says why it stopped: its first fatal or panic message (without glog's
+    prefix), else its last line; not the Go stack trace that follows either."""
+    lines = log.strip().splitlines()
+    reasons = [match.group(1) for line in lines if (match := _FATAL.match(line.strip()))]
+    return (reasons or lines[-1:] or ["(no output)"])[0].strip()
+
+
 class LocalS3:
     """A SeaweedFS ``weed mini`` process bound to 127.0.0.1 (see the module docstring)."""
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, bucket: str = DEFAULT_BUCKET,
                  s3_port: int | None = None) -> None:
         self._temporary = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="workbench-s3-"))
+        self.data_dir = data_folder(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="workbench-s3-"))
         self.bucket = bucket
         self._requested_s3_port = s3_port
         self.process: subprocess.Popen[bytes] | None = None
@@ -187,8 +199,8 @@ class LocalS3:
         last_error = "no answer"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-                raise LocalS3Error(f"SeaweedFS exited with code {self.process.returncode}: {tail[0]}")
+                reason = exit_reason(self.log_path.read_text(errors="replace"))
+                raise LocalS3Error(f"SeaweedFS exited with code {self.process.returncode}: {reason} (log: {self.log_path})")
             try:
                 storage.ensure_bucket()
                 # a first write makes SeaweedFS allocate its volumes now rather than during the caller's work
@@ -301,6 +313,12 @@ def default_data_dir() -> Path:
     return base / "workbench" / "s3"
 
 
+def data_folder(data_dir: str | os.PathLike[str] | None) -> Path:
+    """``data_dir`` as an absolute path (``~`` expanded; the server runs in it, so a relative path would
+    name another folder there), or :func:`default_data_dir` when it is None."""
+    return Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
+
+
 def running_state(data_dir: Path) -> dict[str, object] | None:
     """What ``server.json`` says runs for ``data_dir``, if that server is still running."""
     try:
@@ -326,7 +344,7 @@ def shared_server(data_dir: str | os.PathLike[str] | None = None, bucket: str = 
     Returns the settings and whether this call started the server. The server stops a few seconds after
     the last process holding a lease on it has ended (see the module docstring).
     """
-    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    folder = data_folder(data_dir)
     with _locked(folder):
         state = running_state(folder)
         if state is not None:
@@ -347,7 +365,7 @@ def shared_server(data_dir: str | os.PathLike[str] | None = None, bucket: str = 
 
 def stop_server(data_dir: str | os.PathLike[str] | None = None, timeout: float = 15.0) -> dict[str, object] | None:
     """Stop the embedded S3 of ``data_dir`` now, whoever holds leases on it; return what ran (None: nothing)."""
-    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    folder = data_folder(data_dir)
     state = running_state(folder)
     if state is None:
         return None
@@ -362,7 +380,7 @@ def leave(data_dir: str | os.PathLike[str] | None = None) -> list[int]:
 
     Returns the pids still using it (the server keeps running for them).
     """
-    folder = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    folder = data_folder(data_dir)
     with locked(folder):
         release_lease(folder)
         others = live_leases(folder)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from workbench.config import ENV_WORKBENCH, Settings, load_settings
-from workbench.local import default_data_dir, leave, shared_server
+from workbench.local import data_folder, leave, shared_server
 from workbench.storage import Storage
 
 EMBEDDED = "local"
@@ -65,7 +65,7 @@ def open_session(profile: str | None = None, endpoint: str | None = None, bucket
     env = os.environ if env is None else env
     found = configured_by(env)
     if profile == EMBEDDED or (profile is None and found is None and endpoint is None and bucket is None):
-        folder = data_dir or default_data_dir()
+        folder = data_folder(data_dir)
         settings, started = shared_server(folder)
         if bucket and bucket != settings.bucket:
             settings = settings.with_(bucket=bucket)
