@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 import yaml
@@ -327,6 +328,46 @@ def test_ctrl_c_during_ingest_prints_one_line(config_file: Path, storage: Storag
              and "it/s" not in line and "img/s" not in line and "img]" not in line]
     assert process.returncode == 130 and lines[-1:] == ["workbench: interrupted"], err[-1500:]
     assert not any("distributed" in line or "WARNING" in line for line in lines), lines
+
+
+_INTERRUPTED_WHILE_WORKERS_START = """
+import os, signal, sys
+import distributed.nanny
+from workbench.cluster import ensure_client
+
+starting = distributed.nanny.Nanny.start_unsafe
+
+async def start_unsafe(self):  # Ctrl+C exactly while the worker process starts
+    os.kill(os.getpid(), signal.SIGINT)
+    return await starting(self)
+
+distributed.nanny.Nanny.start_unsafe = start_unsafe
+if __name__ == "__main__":
+    try:
+        with ensure_client(n_workers=1):
+            print("started")
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        sys.exit(130)
+"""
+
+
+def test_ctrl_c_while_the_local_cluster_starts_prints_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "interrupted.py"
+    script.write_text(_INTERRUPTED_WHILE_WORKERS_START)
+    mark = {"WORKBENCH_TEST_MARK": str(tmp_path)}  # inherited by the worker processes: finds any left behind
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env={**os.environ, **mark})
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 130 and lines == ["workbench: interrupted"] and not done.stdout, done.stderr[-1500:]
+    time.sleep(2)
+    assert not [p.pid for p in psutil.process_iter() if _environ(p).get("WORKBENCH_TEST_MARK") == str(tmp_path)]
+
+
+def _environ(process: psutil.Process) -> dict[str, str]:
+    try:
+        return process.environ()
+    except (psutil.Error, OSError):
+        return {}
 
 
 # -- one clear line, never a traceback ------------------------------------------------------------------------

@@ -35,10 +35,32 @@ def local_client(n_workers: int | None = None, threads_per_worker: int = 4, memo
         # thread workers' inproc:// addresses are named after the IP that would reach 8.8.8.8: offline, distributed
         # warns that there is none, though nothing leaves the process
         warnings.filterwarnings("ignore", message="Couldn't detect a suitable IP address", category=RuntimeWarning)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
-                               dashboard_address=f"{LOOPBACK}:0", memory_limit=memory_limit, silence_logs=logging.ERROR,
-                               **network)
-    return Client(cluster)
+        with _closed_if_interrupted():
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
+                                   dashboard_address=f"{LOOPBACK}:0", memory_limit=memory_limit,
+                                   silence_logs=logging.ERROR, **network)
+            return Client(cluster)
+
+
+@contextlib.contextmanager
+def _closed_if_interrupted() -> Iterator[None]:
+    """Close the clusters a Ctrl+C left half-started inside the block, quietly.
+
+    Interrupted while its workers start, a LocalCluster cannot close (distributed asserts on a worker still in
+    ``Status.init``), and distributed's exit handler, trying again, printed a traceback under the user's
+    one-line "interrupted"."""
+    from distributed.deploy.spec import SpecCluster
+
+    before = set(SpecCluster._instances)
+    try:
+        yield
+    except KeyboardInterrupt:
+        quiet_shutdown()
+        for unfinished in set(SpecCluster._instances) - before:
+            with contextlib.suppress(Exception):
+                unfinished.close(timeout=5)
+            unfinished.shutdown_on_close = False  # closed here, as far as it can be: not again at exit
+        raise
 
 
 def connect(address: str) -> Any:
