@@ -26,7 +26,7 @@ from workbench.engines.runs import run_engine
 from workbench.errors import WorkbenchError
 from workbench.imagery.ingest import ingest
 from workbench.maps import map_layers, write_map
-from workbench.pmtiles_check import check_archive
+from workbench.pmtiles_check import check_archive, stored_reader
 from workbench.presign import Presigner
 from workbench.storage import Storage
 from workbench.synthetic import Camera, Survey, write_survey
@@ -71,7 +71,7 @@ def test_npm_pmtiles_reads_header_and_a_tile_over_a_presigned_url(published) -> 
     if shutil.which("node") is None or not (MODULES / "pmtiles").is_dir():
         pytest.skip("node or tests/js/node_modules is missing (run: npm ci --prefix tests/js)")
     storage, key = published
-    checked = check_archive(lambda o, n: storage.get_bytes(key, (o, o + n - 1)))
+    checked = check_archive(stored_reader(storage, key))
     z, x, y = sorted(checked.tiles)[-1]
     url = Presigner(storage).get(key)
     done = subprocess.run(["node", str(JS / "read_pmtiles.mjs"), url, str(z), str(x), str(y)], capture_output=True,
@@ -150,7 +150,7 @@ def test_a_real_flight_with_holes_reaches_idle(s3_server, seneca_images, page_se
     root, origin = page_server
     policy.apply_cors(storage, policy.cors_rules([], [origin]))
     page_path = write_map(storage, "org", "seneca", root / "seneca.html", origin, background="#ff00ff")
-    stored = set(check_archive(lambda o, n: storage.get_bytes(key, (o, o + n - 1))).tiles)
+    stored = set(check_archive(stored_reader(storage, key)).tiles)
     deepest = {t for t in stored if t[0] == summary.maxzoom}
     holes = [t for t in mercantile.tiles(*summary.bounds, summary.maxzoom) if (t.z, t.x, t.y) not in stored
              and any((t.z, t.x + dx, t.y) in deepest for dx in (-1, 1))]  # a missing tile beside the imagery

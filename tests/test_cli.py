@@ -221,6 +221,12 @@ def test_demo_command_prints_the_summary(tmp_path: Path) -> None:
     assert "it carries its tiles: no server needed" in done.stdout
     assert "lifecycle   applied" in done.stdout and "CORS        applied" in done.stdout
     assert _weed_left(tmp_path / "s3") == []
+    again = subprocess.run([sys.executable, "-m", "workbench.cli", "demo", "--no-progress", "--map-dir", str(tmp_path),
+                            "--data", str(tmp_path / "s3")], capture_output=True, text=True, timeout=300)
+    flight = next(line for line in done.stdout.splitlines() if line.startswith("  flight"))
+    assert again.returncode == 0 and flight in again.stdout, again.stderr  # the same survey, the same flight
+    assert "0 uploaded, 0 resumed, 20 skipped (already stored)" in again.stdout and "20 images" in again.stdout
+    assert "lifecycle   already in place" in again.stdout and "18 usable; flags: 1 blurry, 1 not_nadir" in again.stdout
 
 
 @pytest.mark.slow

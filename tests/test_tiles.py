@@ -22,7 +22,7 @@ from workbench.engines.quicklook import QuicklookEngine
 from workbench.engines.runs import run_engine
 from workbench.errors import WorkbenchError
 from workbench.imagery.ingest import ingest
-from workbench.pmtiles_check import check_archive, file_reader
+from workbench.pmtiles_check import check_archive, file_reader, stored_reader
 from workbench.storage import Storage
 from workbench.synthetic import Camera, Survey, write_survey
 from workbench.tile_render import SourceRaster, plan_blocks, render_block
@@ -272,7 +272,7 @@ def test_tile_run_publishes_with_headers_and_prunes_generations(project: Storage
     assert key == f"pmtiles/ortho/org/tiles/{dt.date.today().isoformat()}.pmtiles"
     head = project.client.head_object(Bucket=project.bucket, Key=key)
     assert head["ContentType"] == "application/vnd.pmtiles" and "max-age" in head["CacheControl"]
-    assert check_archive(lambda o, n: project.get_bytes(key, (o, o + n - 1))).ok
+    assert check_archive(stored_reader(project, key)).ok
     remaining = sorted(i.key for i in project.list("pmtiles/ortho/org/tiles/"))
     assert len(remaining) == 7 and key in remaining and len(pruned.deleted) == 2
     with pytest.raises(WorkbenchError, match="no completed processing run"):
@@ -292,7 +292,7 @@ def test_coverage_vector_tiles_of_the_org(project: Storage) -> None:
     summary = build_coverage(project, "org")
     assert summary.projects == ["tiles"] and summary.footprints == 8 and summary.flights == 1 and summary.tiles > 0
     assert summary.key == f"pmtiles/coverage/org/{dt.date.today().isoformat()}.pmtiles"
-    checked = check_archive(lambda o, n: project.get_bytes(summary.key, (o, o + n - 1)))
+    checked = check_archive(stored_reader(project, summary.key))
     assert checked.ok, checked.problems
     assert checked.header["tile_type"].name == "MVT"
     layers = {layer["id"]: layer for layer in checked.metadata["vector_layers"]}

@@ -65,7 +65,7 @@ class DemoResult:
             f"  upload      {self.upload.summary()}",
             f"  lifecycle   {_change_line(self.lifecycle)}",
             f"  CORS        {_change_line(self.cors)}",
-            f"  QA          {self.ingest.summary()}",
+            "  QA          " + "\n    ".join(self.ingest.summary().splitlines()),
             *[f"    {row['name']}: {'; '.join(row['reasons'])}" for row in self.ingest.flagged],
             f"  manifest    {self.settings.bucket}/{self.ingest.manifest_key} (GeoParquet)",
             f"  {self.ortho.engine:<11} {_product_line(self.ortho)}",
@@ -113,7 +113,9 @@ def run_demo(
         survey = survey or Survey()
         echo(f"rendering {survey.lines * survey.shots_per_line + 2} synthetic images into {folder} ...")
         write_survey(folder, survey, flawed=True)
-        flight = layout.new_id(at=survey.start)  # the flight id encodes when it was flown
+        # the flight id encodes when it was flown; the same survey gets the same id, so running the demo again
+        # re-uses the stored flight (its upload skips every image) instead of adding one more to the project
+        flight = layout.new_id(at=survey.start, seed=f"demo {survey!r}")
         uploaded = upload_folder(storage, folder, lambda p: layout.raw_key(DEMO_ORG, DEMO_PROJECT, flight, p.name),
                                  progress=progress)
     if uploaded.failed:

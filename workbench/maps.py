@@ -43,6 +43,7 @@ from pmtiles.reader import Reader
 
 from workbench import layout
 from workbench.errors import WorkbenchError
+from workbench.pmtiles_check import stored_reader
 from workbench.policy.cors import diagnose_cors
 from workbench.policy.generations import newest_generation
 from workbench.presign import Presigner
@@ -254,10 +255,9 @@ def map_layers(storage: Storage, org: str, project: str, origin: str | None = No
         if key is None:
             raise WorkbenchError(f"no derived layer {name!r} for {org}/{project}: publish it first (workbench analyze)")
         url = presigner.get(key, ttl=ttl)
-        legend_text = Reader(lambda offset, length, key=key: storage.get_bytes(key, (offset, offset + length - 1))
-                             ).metadata().get("description", "")
+        legend_text = Reader(stored_reader(storage, key)).metadata().get("description", "")
         overlays.append((name, _through_jupyter(url, base_url) if chosen == "jupyter" else url, legend_text))
-    reader = Reader(lambda offset, length: storage.get_bytes(ortho, (offset, offset + length - 1)))
+    reader = Reader(stored_reader(storage, ortho))
     header = reader.header()
     bounds = tuple(header[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
     caption = "; ".join([reader.metadata().get("description", ""), *(text for _, _, text in overlays)])
@@ -380,7 +380,7 @@ def static_preview(storage: Storage, layers: MapLayers, width_px: int = 700) -> 
     """The ortho as a picture: its PMTiles tiles at the zoom that best fills ``width_px``, cropped to its bounds."""
     import mercantile
 
-    reader = Reader(lambda offset, length: storage.get_bytes(layers.ortho_key, (offset, offset + length - 1)))
+    reader = Reader(stored_reader(storage, layers.ortho_key))
     header = reader.header()
     west, south, east, north = layers.bounds
     zoom = header["min_zoom"]

@@ -34,7 +34,10 @@ DONE, UNCHANGED, FAILED, SKIPPED = "done", "unchanged", "failed", "skipped"
 
 @dataclasses.dataclass
 class StepOutcome:
-    """What one step did: ``done``, ``unchanged``, ``failed`` (with the reason) or ``skipped``."""
+    """What one step did: ``done``, ``unchanged``, ``failed`` (with the reason) or ``skipped``.
+
+    ``value`` is of the same kind whether the step ran or found nothing to do: ingest an ``IngestResult``,
+    process a ``RunRecord``, tiles ``(key, TileSummary)``, coverage the archive's key, map the page's path."""
 
     step: str
     status: str
@@ -119,7 +122,7 @@ def run_pipeline(
     from workbench.engines.quicklook import QuicklookEngine
     from workbench.imagery.ingest import ingest
     from workbench.maps import write_map
-    from workbench.tiles import tile_run
+    from workbench.tiles import stored_summary, tile_run
 
     layout.project_prefix(org, project)  # validates before any request
     unknown = [s for s in steps if s not in STEPS]
@@ -148,7 +151,8 @@ def run_pipeline(
             raise WorkbenchError(f"no completed processing run for {org}/{project}")
         previous = state.get("tiles", {})
         if previous.get("run") == record["run"] and previous.get("key") and storage.exists(previous["key"]):
-            return StepOutcome("tiles", UNCHANGED, f"{previous['key']} is from run {record['run']}", value=previous)
+            return StepOutcome("tiles", UNCHANGED, f"{previous['key']} is from run {record['run']}",
+                               value=(previous["key"], stored_summary(storage, previous["key"])))
         key, summary, _ = tile_run(storage, org, project, client=client, progress=progress)
         state["tiles"] = {"run": record["run"], "key": key}
         return StepOutcome("tiles", DONE, f"{summary.tiles} tiles, zoom {summary.minzoom}-{summary.maxzoom} -> {key}",
@@ -162,7 +166,7 @@ def run_pipeline(
         summary = build_coverage(storage, org)
         state["coverage"] = {"key": summary.key}
         return StepOutcome("coverage", DONE, f"{summary.footprints} footprints, {summary.flights} flights -> {summary.key}",
-                           value=summary)
+                           value=summary.key)
 
     def do_map() -> StepOutcome:
         if map_path is None:

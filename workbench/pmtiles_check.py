@@ -78,6 +78,11 @@ def _entries(get_bytes: GetBytes, offset: int, length: int, leaf_base: int, dept
     return out
 
 
+def stored_reader(storage: Any, key: str) -> GetBytes:
+    """``get_bytes`` over an object in the bucket: one ranged GET a call (``storage``: a Storage)."""
+    return lambda offset, length: storage.get_bytes(key, (offset, offset + length - 1))
+
+
 def check_archive(get_bytes: GetBytes, check_tiles: bool = True) -> ArchiveReport:
     """Check an archive (see the module docstring)."""
     problems: list[str] = []

@@ -31,7 +31,7 @@ from rasterio.warp import transform_bounds
 
 from workbench import layout
 from workbench.errors import WorkbenchError
-from workbench.pmtiles_check import ArchiveReport, check_archive, file_reader
+from workbench.pmtiles_check import ArchiveReport, check_archive, file_reader, stored_reader
 from workbench.policy.generations import DEFAULT_KEEP, PruneResult, check_keep, prune_generations
 from workbench.tile_render import (
     Block,
@@ -199,6 +199,18 @@ def _write_archive(path: Path, tiles: Iterable[tuple[int, bytes]], bounds: tuple
         writer.finalize(header, metadata)
     return TileSummary(path=path, minzoom=minzoom, maxzoom=maxzoom, tiles=count, tiles_per_zoom=dict(per_zoom),
                        bounds=bounds, size=path.stat().st_size)
+
+
+def stored_summary(storage: Any, key: str) -> TileSummary:
+    """The :class:`TileSummary` of an archive already in the bucket, from its header and directories (a few
+    ranged reads; ``path`` is the key)."""
+    report = check_archive(stored_reader(storage, key), check_tiles=False)
+    if not report.header:
+        raise WorkbenchError(f"{key}: {'; '.join(report.problems)}")
+    header = report.header
+    bounds = tuple(report.metadata.get("bounds") or (header[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7")))
+    return TileSummary(path=Path(key), minzoom=header["min_zoom"], maxzoom=header["max_zoom"], tiles=len(report.tile_ids),
+                       tiles_per_zoom=report.tiles_per_zoom, bounds=bounds, size=storage.head(key).size)  # type: ignore[arg-type]
 
 
 PMTILES_CONTENT_TYPE = "application/vnd.pmtiles"
