@@ -373,6 +373,15 @@ def _environ(process: psutil.Process) -> dict[str, str]:
 # -- one clear line, never a traceback ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", [("demo",), ("s3", "serve")])
+def test_a_data_folder_that_cannot_be_one(tmp_path: Path, capsys, command: tuple[str, ...]) -> None:
+    (tmp_path / "a-file").write_text("kept")
+    for data, why in ((tmp_path / "a-file", "it is a file"), (tmp_path / "a-file" / "s3", "Not a directory")):
+        code, _, err = run(capsys, *command, "--data", str(data))
+        assert_one_line_error(code, err, f"the embedded S3 cannot keep its data in {data}: {why}")
+    assert (tmp_path / "a-file").read_text() == "kept"
+
+
 def test_a_file_name_in_another_encoding(config_file: Path, tmp_path: Path, capsys) -> None:
     folder = tmp_path / "latin1"
     folder.mkdir()

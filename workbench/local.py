@@ -15,6 +15,7 @@ uses it, and Run All leaves a working map. ``{data}/server.json`` says what runs
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -137,8 +138,7 @@ class LocalS3:
         """Start the server, wait until S3 answers with our credentials, create the bucket."""
         if self.process is not None:
             raise LocalS3Error("the embedded S3 server is already running")
-        if not self.data_dir.exists():
-            self.data_dir.mkdir(parents=True, mode=0o700)  # a folder we create is ours alone; others are left as they are
+        make_folder(self.data_dir)
         access_key, secret_key = _load_or_create_credentials(self.data_dir)
         identities = {"identities": [{"name": "workbench", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                                       "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
@@ -319,6 +319,20 @@ def data_folder(data_dir: str | os.PathLike[str] | None) -> Path:
     return Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
 
 
+def make_folder(data_dir: Path) -> None:
+    """Create the server's folder when missing (ours alone: mode 0700; an existing one keeps its mode); a path
+    that cannot be that folder (a file, a read-only place, no permission) is a one-line :class:`LocalS3Error`."""
+    try:
+        if not data_dir.exists():
+            data_dir.mkdir(parents=True, mode=0o700)
+        if not data_dir.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "it is a file")
+        if not os.access(data_dir, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "no permission to write there")
+    except OSError as exc:
+        raise LocalS3Error(f"the embedded S3 cannot keep its data in {data_dir}: {exc.strerror or exc}") from None
+
+
 def running_state(data_dir: Path) -> dict[str, object] | None:
     """What ``server.json`` says runs for ``data_dir``, if that server is still running."""
     try:
@@ -331,8 +345,7 @@ def running_state(data_dir: Path) -> dict[str, object] | None:
 @contextlib.contextmanager
 def _locked(data_dir: Path) -> Iterator[None]:
     """The folder's lock (created with the folder when missing): see :func:`workbench.watchdog.locked`."""
-    if not data_dir.exists():
-        data_dir.mkdir(parents=True, mode=0o700)
+    make_folder(data_dir)
     with locked(data_dir):
         yield
 
