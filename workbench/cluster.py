@@ -51,12 +51,15 @@ def _closed_if_interrupted() -> Iterator[None]:
     one-line "interrupted"."""
     from distributed.deploy.spec import SpecCluster
 
-    before = set(SpecCluster._instances)
+    def clusters() -> set[Any]:  # distributed's own registry of live clusters (what its exit handler closes)
+        return set(getattr(SpecCluster, "_instances", ()))
+
+    before = clusters()
     try:
         yield
     except KeyboardInterrupt:
         quiet_shutdown()
-        for unfinished in set(SpecCluster._instances) - before:
+        for unfinished in clusters() - before:
             with contextlib.suppress(Exception):
                 unfinished.close(timeout=5)
             unfinished.shutdown_on_close = False  # closed here, as far as it can be: not again at exit
