@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -221,12 +222,40 @@ def test_demo_command_prints_the_summary(tmp_path: Path) -> None:
     assert "it carries its tiles: no server needed" in done.stdout
     assert "lifecycle   applied" in done.stdout and "CORS        applied" in done.stdout
     assert _weed_left(tmp_path / "s3") == []
-    again = subprocess.run([sys.executable, "-m", "workbench.cli", "demo", "--no-progress", "--map-dir", str(tmp_path),
-                            "--data", str(tmp_path / "s3")], capture_output=True, text=True, timeout=300)
+    again = subprocess.Popen([sys.executable, "-m", "workbench.cli", "demo", "--no-progress", "--map-dir", str(tmp_path),
+                              "--data", str(tmp_path / "s3"), "--keep-running", "--port", "0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        printed = []
+        while (line := again.stdout.readline()) and "press Ctrl+C to stop" not in line:
+            printed.append(line)
+        served = line.split(" or ", 1)[1].split(";")[0]  # "  or http://127.0.0.1:PORT/map.html; the embedded S3 keeps running"
+        assert requests.get(served, timeout=10).content.decode() == page and _weed_left(tmp_path / "s3")  # served while it waits
+        again.send_signal(signal.SIGINT)  # how the user ends the wait: not an interruption of the work
+        out, err = again.communicate(timeout=60)
+    finally:
+        again.kill()
+    printed = "".join(printed) + out
     flight = next(line for line in done.stdout.splitlines() if line.startswith("  flight"))
-    assert again.returncode == 0 and flight in again.stdout, again.stderr  # the same survey, the same flight
-    assert "0 uploaded, 0 resumed, 20 skipped (already stored)" in again.stdout and "20 images" in again.stdout
-    assert "lifecycle   already in place" in again.stdout and "18 usable; flags: 1 blurry, 1 not_nadir" in again.stdout
+    assert again.returncode == 0 and flight in printed and "interrupted" not in err, err  # the same survey, the same flight
+    assert "0 uploaded, 0 resumed, 20 skipped (already stored)" in printed and "20 images" in printed
+    assert "lifecycle   already in place" in printed and "18 usable; flags: 1 blurry, 1 not_nadir" in printed
+    assert _weed_left(tmp_path / "s3") == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_demo_says_interrupted_and_stops_the_s3(tmp_path: Path) -> None:
+    demo = subprocess.Popen([sys.executable, "-m", "workbench.cli", "demo", "--no-progress", "--map-dir", str(tmp_path),
+                             "--data", str(tmp_path / "s3")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # each line as in a terminal
+    try:
+        assert demo.stdout.readline().startswith("rendering 20 synthetic images")  # the S3 runs, the work has begun
+        demo.send_signal(signal.SIGINT)
+        _, err = demo.communicate(timeout=60)
+    finally:
+        demo.kill()
+    assert demo.returncode == 130 and [line for line in err.splitlines() if line.strip()] == ["workbench: interrupted"], err
+    assert _weed_left(tmp_path / "s3") == []
 
 
 @pytest.mark.slow

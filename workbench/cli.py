@@ -386,9 +386,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         elif started:
             print("the embedded S3 stops when this command ends (use --keep-running, or run `workbench s3 serve` "
                   "first, to keep it and try the URLs above)")
-    except KeyboardInterrupt:
-        pass
-    finally:
+    finally:  # Ctrl+C during the work goes on to main (exit 130); while the page is served it just ends the wait
         leave(data)
         if page_server is not None:
             page_server.server_close()
