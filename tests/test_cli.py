@@ -247,10 +247,10 @@ def test_demo_command_prints_the_summary(tmp_path: Path) -> None:
 def test_ctrl_c_during_the_demo_says_interrupted_and_stops_the_s3(tmp_path: Path) -> None:
     demo = subprocess.Popen([sys.executable, "-m", "workbench.cli", "demo", "--no-progress", "--map-dir", str(tmp_path),
                              "--data", str(tmp_path / "s3")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # each line as in a terminal
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)  # as a terminal's job
     try:
         assert demo.stdout.readline().startswith("rendering 20 synthetic images")  # the S3 runs, the work has begun
-        demo.send_signal(signal.SIGINT)
+        os.killpg(demo.pid, signal.SIGINT)  # a terminal's Ctrl+C: every process of the job gets it
         _, err = demo.communicate(timeout=60)
     finally:
         demo.kill()

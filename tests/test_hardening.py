@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -247,9 +248,9 @@ def test_ctrl_c_stops_an_upload_and_the_next_run_finishes_it(config_file: Path, 
     flight = layout.new_id()
     argv = [sys.executable, "-m", "workbench.cli", "upload", str(folder), "--org", "o", "--project", "p", "--flight", flight,
             "--workers", "2"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     time.sleep(3)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl+C: every process of the job gets it
     out, err = _communicate_or_kill(process, 60)  # ends by itself, promptly, not after uploading everything
     assert process.returncode == 130 and err.strip().splitlines()[-1] == "workbench: interrupted", err[-500:]
     assert "Traceback" not in err and "Exception ignored" not in err
@@ -320,20 +321,24 @@ def test_ctrl_c_during_ingest_prints_one_line(config_file: Path, storage: Storag
     flight = layout.new_id()
     upload_folder(storage, tmp_path / "big", lambda p: layout.raw_key("org", "ctrlc", flight, p.name), progress=False)
     process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "ingest", "--org", "org", "--project", "ctrlc",
-                                "--workers", "1", "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
-    process.send_signal(signal.SIGINT)
-    _, err = _communicate_or_kill(process, 60)
+                                "--workers", "1", "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # a group of its own, as a terminal's foreground job
+    err = ""
+    while not re.search(r"\b[1-9]\d*/30\b", err) and process.poll() is None:  # some images read: the ingest is under way
+        err += process.stderr.read(1)
+    assert process.poll() is None, err[-1500:]
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl+C in a terminal does: the Dask worker processes get it too
+    err += _communicate_or_kill(process, 60)[1]
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("ingest:", "\r"))
              and "it/s" not in line and "img/s" not in line and "img]" not in line]
     assert process.returncode == 130 and lines[-1:] == ["workbench: interrupted"], err[-1500:]
-    assert not any("distributed" in line or "WARNING" in line for line in lines), lines
+    assert not any("distributed" in line or "WARNING" in line or "Traceback" in line for line in lines), lines
 
 
 _INTERRUPTED_WHILE_WORKERS_START = """
 import os, signal, sys
 import distributed.nanny
-from workbench.cluster import ensure_client
+from workbench.cli import main
 
 starting = distributed.nanny.Nanny.start_unsafe
 
@@ -343,22 +348,20 @@ async def start_unsafe(self):  # Ctrl+C exactly while the worker process starts
 
 distributed.nanny.Nanny.start_unsafe = start_unsafe
 if __name__ == "__main__":
-    try:
-        with ensure_client(n_workers=1):
-            print("started")
-    except KeyboardInterrupt:
-        print("workbench: interrupted", file=sys.stderr)
-        sys.exit(130)
+    sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_ctrl_c_while_the_local_cluster_starts_prints_one_line(tmp_path: Path) -> None:
+def test_ctrl_c_while_the_local_cluster_starts_prints_one_line(config_file: Path, storage: Storage, tmp_path: Path) -> None:
+    write_survey(tmp_path / "few", Survey(lines=1, shots_per_line=3))
+    upload_folder(storage, tmp_path / "few", lambda p: layout.raw_key("org", "early", layout.new_id(), p.name), progress=False)
     script = tmp_path / "interrupted.py"
     script.write_text(_INTERRUPTED_WHILE_WORKERS_START)
     mark = {"WORKBENCH_TEST_MARK": str(tmp_path)}  # inherited by the worker processes: finds any left behind
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env={**os.environ, **mark})
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode == 130 and lines == ["workbench: interrupted"] and not done.stdout, done.stderr[-1500:]
+    done = subprocess.run([sys.executable, str(script), "ingest", "--org", "org", "--project", "early", "--workers", "1"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **mark})
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("ingest:")]
+    assert done.returncode == 130 and lines == ["workbench: interrupted"], done.stderr[-1500:]
     time.sleep(2)
     assert not [p.pid for p in psutil.process_iter() if _environ(p).get("WORKBENCH_TEST_MARK") == str(tmp_path)]
 

@@ -586,12 +586,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRACKER_QUIET = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``workbench`` command: errors are one line (``--debug`` shows the traceback)."""
     for stream in (sys.stdout, sys.stderr):  # names in other encodings print escaped, never crash the command
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
     args = build_parser().parse_args(argv)
+    # a Ctrl+C while Dask's worker processes start can leave a semaphore for multiprocessing's resource tracker to
+    # remove at exit, which it does with a warning for developers; the tracker process takes -W options from here
+    if TRACKER_QUIET not in sys.warnoptions:
+        sys.warnoptions.append(TRACKER_QUIET)
     try:
         return args.func(args)
     except WorkbenchError as exc:

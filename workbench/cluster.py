@@ -9,6 +9,8 @@ import contextlib
 import ctypes
 import logging
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -29,41 +31,75 @@ def local_client(n_workers: int | None = None, threads_per_worker: int = 4, memo
     from distributed import Client, LocalCluster
 
     workers = n_workers or min(os.cpu_count() or 1, 8)
-    network = {"host": LOOPBACK} if processes else {}  # thread workers talk in-process (inproc://)
-    # workers log only errors: their warnings (e.g. tasks cancelled by Ctrl+C) mean nothing to a user
+    # thread workers talk in-process (inproc://); worker processes ignore a terminal's Ctrl+C (see worker_setup)
+    network = {"host": LOOPBACK, "preload": ["workbench.worker_setup"]} if processes else {}
+    # worker processes log only what is fatal: their warnings and errors (tasks cancelled, a heartbeat to a
+    # scheduler that Ctrl+C has just stopped) mean nothing to a user; a task's own failure reaches the caller
     with warnings.catch_warnings():
         # thread workers' inproc:// addresses are named after the IP that would reach 8.8.8.8: offline, distributed
         # warns that there is none, though nothing leaves the process
         warnings.filterwarnings("ignore", message="Couldn't detect a suitable IP address", category=RuntimeWarning)
-        with _closed_if_interrupted():
+        with _starting() as held:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
                                    dashboard_address=f"{LOOPBACK}:0", memory_limit=memory_limit,
-                                   silence_logs=logging.ERROR, **network)
-            return Client(cluster)
+                                   silence_logs=logging.CRITICAL, **network)
+            client = Client(cluster)
+    if held.is_set():  # Ctrl+C came while the workers started: now that they have, close them and stop
+        quiet_shutdown()
+        client.close()
+        cluster.close()
+        raise KeyboardInterrupt
+    return client
 
 
 @contextlib.contextmanager
-def _closed_if_interrupted() -> Iterator[None]:
-    """Close the clusters a Ctrl+C left half-started inside the block, quietly.
+def _starting() -> Iterator[threading.Event]:
+    """While a cluster starts, hold a first Ctrl+C (the event is set) rather than raise it; a second one raises.
 
     Interrupted while its workers start, a LocalCluster cannot close (distributed asserts on a worker still in
-    ``Status.init``), and distributed's exit handler, trying again, printed a traceback under the user's
-    one-line "interrupted"."""
+    ``Status.init``) and the closing removes what a starting worker process is still reading: distributed's exit
+    handler and the worker printed tracebacks under the user's one-line "interrupted". Held, the Ctrl+C waits
+    the second or two the start takes. A cluster interrupted anyway (the second Ctrl+C; or outside the main
+    thread, where no handler can be set) is closed here as far as it can be, quietly, and not again at exit.
+    """
     from distributed.deploy.spec import SpecCluster
 
     def clusters() -> set[Any]:  # distributed's own registry of live clusters (what its exit handler closes)
         return set(getattr(SpecCluster, "_instances", ()))
 
+    held = threading.Event()
+
+    def hold(*_: Any) -> None:
+        quiet_shutdown()  # whatever distributed says from now on (a worker that a terminal's Ctrl+C killed as it
+        if held.is_set():  # started, say) is about a cluster the user is stopping
+            raise KeyboardInterrupt
+        held.set()
+
+    holding = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, hold) if holding else None
     before = clusters()
     try:
-        yield
+        yield held
+    except Exception:
+        if not held.is_set():
+            raise
+        _close_quietly(clusters() - before)  # failed to start after a Ctrl+C: its workers got it too
+        raise KeyboardInterrupt from None
     except KeyboardInterrupt:
-        quiet_shutdown()
-        for unfinished in clusters() - before:
-            with contextlib.suppress(Exception):
-                unfinished.close(timeout=5)
-            unfinished.shutdown_on_close = False  # closed here, as far as it can be: not again at exit
+        _close_quietly(clusters() - before)
         raise
+    finally:
+        if holding:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _close_quietly(clusters: set[Any]) -> None:
+    """Close clusters a Ctrl+C left half-started, as far as they can be, and not again at exit."""
+    quiet_shutdown()
+    for cluster in clusters:
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=5)
+        cluster.shutdown_on_close = False
 
 
 def connect(address: str) -> Any:
