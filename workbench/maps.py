@@ -43,7 +43,7 @@ from pmtiles.reader import Reader
 
 from workbench import layout
 from workbench.errors import WorkbenchError
-from workbench.pmtiles_check import stored_reader
+from workbench.pmtiles_check import header_bounds, stored_reader
 from workbench.policy.cors import diagnose_cors
 from workbench.policy.generations import newest_generation
 from workbench.presign import Presigner
@@ -259,7 +259,7 @@ def map_layers(storage: Storage, org: str, project: str, origin: str | None = No
         overlays.append((name, _through_jupyter(url, base_url) if chosen == "jupyter" else url, legend_text))
     reader = Reader(stored_reader(storage, ortho))
     header = reader.header()
-    bounds = tuple(header[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
+    bounds = header_bounds(header)
     caption = "; ".join([reader.metadata().get("description", ""), *(text for _, _, text in overlays)])
     return MapLayers(ortho, ortho_url, bounds, coverage, coverage_url,  # type: ignore[arg-type]
                      caption.strip("; "), chosen, overlays)

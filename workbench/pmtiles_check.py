@@ -78,6 +78,12 @@ def _entries(get_bytes: GetBytes, offset: int, length: int, leaf_base: int, dept
     return out
 
 
+def header_bounds(header: dict[str, Any]) -> tuple[float, float, float, float]:
+    """West, south, east, north (degrees) of a PMTiles header (which stores them in 1e-7 degrees)."""
+    west, south, east, north = (header[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
+    return west, south, east, north
+
+
 def stored_reader(storage: Any, key: str) -> GetBytes:
     """``get_bytes`` over an object in the bucket: one ranged GET a call (``storage``: a Storage)."""
     return lambda offset, length: storage.get_bytes(key, (offset, offset + length - 1))
@@ -124,7 +130,7 @@ def check_archive(get_bytes: GetBytes, check_tiles: bool = True) -> ArchiveRepor
     if tile_ids and (min(per_zoom) < header["min_zoom"] or max(per_zoom) > header["max_zoom"]):
         problems.append(f"tiles at zooms {min(per_zoom)}..{max(per_zoom)} fall outside the header's "
                         f"{header['min_zoom']}..{header['max_zoom']}")
-    west, south, east, north = (header[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7"))
+    west, south, east, north = header_bounds(header)
     if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
         problems.append(f"bounds {west}, {south}, {east}, {north} are not a valid box")
     center = (header["center_lon_e7"] / 1e7, header["center_lat_e7"] / 1e7)

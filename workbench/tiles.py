@@ -31,7 +31,7 @@ from rasterio.warp import transform_bounds
 
 from workbench import layout
 from workbench.errors import WorkbenchError
-from workbench.pmtiles_check import ArchiveReport, check_archive, file_reader, stored_reader
+from workbench.pmtiles_check import ArchiveReport, check_archive, file_reader, header_bounds, stored_reader
 from workbench.policy.generations import DEFAULT_KEEP, PruneResult, check_keep, prune_generations
 from workbench.tile_render import (
     Block,
@@ -208,7 +208,7 @@ def stored_summary(storage: Any, key: str) -> TileSummary:
     if not report.header:
         raise WorkbenchError(f"{key}: {'; '.join(report.problems)}")
     header = report.header
-    bounds = tuple(report.metadata.get("bounds") or (header[k] / 1e7 for k in ("min_lon_e7", "min_lat_e7", "max_lon_e7", "max_lat_e7")))
+    bounds = tuple(report.metadata.get("bounds") or header_bounds(header))  # the metadata keeps them unrounded
     return TileSummary(path=Path(key), minzoom=header["min_zoom"], maxzoom=header["max_zoom"], tiles=len(report.tile_ids),
                        tiles_per_zoom=report.tiles_per_zoom, bounds=bounds, size=storage.head(key).size)  # type: ignore[arg-type]
 
